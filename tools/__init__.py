@@ -1,0 +1,1 @@
+"""Command-line tools: sample builder, evaluation harnesses, mixture inference."""

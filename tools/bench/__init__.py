@@ -1,0 +1,1 @@
+"""Benchmarks; results are written down in the README."""

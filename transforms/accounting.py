@@ -1,0 +1,88 @@
+"""Counting what every stage keeps and drops, from the data itself rather than from runner metrics.
+
+Runner metrics do not exist on every runner (the DaskRunner has no metrics API), so the manifest's accounting
+is computed by ordinary transforms and written as a JSON file that the driver reads after the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+import logging
+
+import apache_beam as beam
+
+log = logging.getLogger("babelbeam")
+
+
+def _event_key(stage: str, kind: str, reason):
+    def key(row: dict):
+        partition = row.get("partition") or "_all"
+        if callable(reason):
+            why = reason(row)
+        else:
+            why = (row.get(reason) or "") if reason else ""
+        return (stage, partition, kind, why), 1
+
+    return key
+
+
+def count_events(pcoll, label: str, stage: str, kind: str, reason=None):
+    """((stage, partition, kind, reason), 1) per element; kind is in, kept, dropped or quarantined.
+
+    `reason` is a field name of the row or a function of the row.
+    """
+    return pcoll | label >> beam.Map(_event_key(stage, kind, reason))
+
+
+class WriteJson(beam.PTransform):
+    """Collect a (small) PCollection into one JSON list, written to a temporary name and renamed."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def expand(self, pcoll):
+        return pcoll | "Collect" >> beam.combiners.ToList() | "Write" >> beam.Map(_write_json, self.path)
+
+
+def _write_json(items: list, path: str) -> str:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(sorted(items, key=json.dumps), f, ensure_ascii=False, default=str)
+    os.replace(tmp, path)
+    return path
+
+
+class _ProgressFn(beam.DoFn):
+    """Pass elements through; every few seconds log how many this worker has seen and how fast."""
+
+    def __init__(self, name: str, every_s: float):
+        self.name = name
+        self.every_s = every_s
+
+    def setup(self):
+        self.seen = 0
+        self.started = self.last = time.monotonic()
+
+    def process(self, element):
+        self.seen += 1
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            rate = self.seen / max(now - self.started, 1e-9)
+            log.warning("[%s] worker %d: %s documents (%.0f/s)", self.name, os.getpid(), f"{self.seen:,}", rate)
+        yield element
+
+
+class LogProgress(beam.PTransform):
+    def __init__(self, name: str, every_s: float = 5.0):
+        super().__init__()
+        self.name = name
+        self.every_s = every_s
+
+    def expand(self, pcoll):
+        return pcoll | beam.ParDo(_ProgressFn(self.name, self.every_s))
