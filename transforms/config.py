@@ -114,24 +114,46 @@ class QualityThresholds(_Strict):
     fineweb: FineWebQuality = Field(default_factory=FineWebQuality)
 
 
+LANGUAGE_DEFAULTS_FILE = Path(__file__).parent / "data" / "quality_languages.yaml"
+
+
+def _builtin_language_overrides() -> dict[str, dict[str, dict]]:
+    return yaml.safe_load(LANGUAGE_DEFAULTS_FILE.read_text(encoding="utf-8")) or {}
+
+
 class QualityConfig(_Strict):
     defaults: QualityThresholds = Field(default_factory=QualityThresholds)
     languages: dict[str, dict[str, dict]] = Field(
-        default_factory=dict,
-        description="per `lang_Script` (or language) overrides, FineWeb-2 style: {cmn_Hani: {fineweb: {...}}}",
+        default_factory=_builtin_language_overrides,
+        description="overrides per script (`*_Hani`), language (`cmn`) or partition (`cmn_Hani`), FineWeb-2 "
+        "style; merged over the built-in transforms/data/quality_languages.yaml",
     )
     drop_undetermined: bool = Field(False, description="drop documents whose language is `und`")
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _merge_builtin(cls, value):
+        merged = _builtin_language_overrides()
+        for key, sections in (value or {}).items():
+            if not isinstance(sections, dict):
+                raise ValueError(f"quality.languages.{key} must be a mapping of filters")
+            base = merged.setdefault(key, {})
+            for section, values in sections.items():
+                if not isinstance(values, dict):
+                    raise ValueError(f"quality.languages.{key}.{section} must be a mapping of thresholds")
+                base[section] = {**base.get(section, {}), **values}
+        return merged
 
     @model_validator(mode="after")
     def _overrides_are_valid(self) -> "QualityConfig":
         for key in self.languages:
-            self.thresholds_for(key)  # raises ValidationError on an unknown field or bad value
+            self.thresholds_for(key if "_" in key and not key.startswith("*") else f"{key}_Zyyy")
         return self
 
     def thresholds_for(self, partition: str) -> QualityThresholds:
-        language = partition.split("_", 1)[0]
+        language, _, script = partition.partition("_")
         merged = self.defaults.model_dump()
-        for key in (language, partition):
+        for key in (f"*_{script}", language, partition):
             for section, values in self.languages.get(key, {}).items():
                 if section not in merged:
                     raise ValueError(f"quality.languages.{key}: unknown filter '{section}'")

@@ -21,7 +21,7 @@ import regex
 from schemas.documents import QUALITY_SIGNALS, rejected
 from transforms.config import C4Quality, FineWebQuality, GopherQuality, GopherRepetition, QualityConfig
 from transforms.core import Counters
-from transforms.text import segment_words, split_sentences
+from transforms.text import script_of, segment_words, split_sentences
 
 STAGE = "quality"
 STOP_WORDS_FILE = Path(__file__).parent / "data" / "stopwords.json"
@@ -38,14 +38,21 @@ _C4_END_PUNCTUATION = (".", "?", "!", '"', "'")
 _POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 
 
+@lru_cache(maxsize=1)
+def _stop_word_table() -> dict[str, list[str]]:
+    return json.loads(STOP_WORDS_FILE.read_text(encoding="utf-8"))["languages"]
+
+
 @lru_cache(maxsize=None)
-def stop_words_for(language: str) -> frozenset[str] | None:
-    """The language's stop-word list, or None when we have none (the stop-word rule is then skipped)."""
-    if language == "eng":
-        return frozenset(ENGLISH_STOP_WORDS)
-    table = json.loads(STOP_WORDS_FILE.read_text(encoding="utf-8")) if STOP_WORDS_FILE.exists() else {}
-    words = table.get("languages", {}).get(language)
-    return frozenset(words) if words else None
+def stop_words_for(language: str, script: str | None = None) -> frozenset[str] | None:
+    """The language's stop-word list, or None when we have none (the stop-word rule is then skipped).
+
+    A list written in another script than the document (Serbian in Cyrillic, say) is not used.
+    """
+    words = list(ENGLISH_STOP_WORDS) if language == "eng" else _stop_word_table().get(language)
+    if not words or (script and script_of(" ".join(words)) != script):
+        return None
+    return frozenset(words)
 
 
 @dataclass
@@ -300,7 +307,7 @@ def assess(text: str, script: str | None, language: str, thresholds) -> tuple[st
             return text, verdict, sig
     if thresholds.gopher_quality.enabled:
         gq = thresholds.gopher_quality
-        stop_words = frozenset(gq.stop_words) if gq.stop_words is not None else stop_words_for(language)
+        stop_words = frozenset(gq.stop_words) if gq.stop_words is not None else stop_words_for(language, script)
         verdict = gopher_quality(doc, gq, stop_words, sig)
         if verdict:
             return text, verdict, sig
