@@ -17,6 +17,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipelines import manifest as run_manifest
 from pipelines.options import SAMPLE_DIR, BuildOptions, parse_stages
+from pipelines.runners import runner_for
 from schemas.documents import DOCUMENT_SCHEMA, QUARANTINE_SCHEMA, REJECTED_SCHEMA
 from transforms.accounting import LogProgress, WriteJson, count_events
 from transforms.config import BuildConfig, ConfigError, load_config
@@ -150,10 +151,12 @@ def run(argv: list[str] | None = None) -> int:
     log.warning("babelbeam: %d input file(s), %d work item(s), stages %s, runner %s -> %s",
                 len(files), len(items), ",".join(stages), runner, output_dir)
     started = time.time()
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(runner=runner_for(runner), options=options)
     build(pipeline, items, stages, config, opts, output_dir, files)
     result = pipeline.run()
     result.wait_until_finish()
+    if getattr(result, "client", None) is not None:  # the DaskRunner's client to the cluster
+        result.client.close()
     elapsed = time.time() - started
     manifest = run_manifest.finalize(output_dir, files, stages, config, argv, fingerprint, elapsed)
     print(run_manifest.summary(manifest))
