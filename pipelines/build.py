@@ -16,10 +16,11 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines import manifest as run_manifest
+from pipelines import report as run_report
 from pipelines.options import SAMPLE_DIR, BuildOptions, parse_stages
 from pipelines.runners import runner_for
 from schemas.documents import DOCUMENT_SCHEMA, QUARANTINE_SCHEMA, REJECTED_SCHEMA
-from transforms.accounting import LogProgress, WriteJson, count_events
+from transforms.accounting import LogProgress, WriteJson, count_events, document_profile, value_histogram
 from transforms.config import BuildConfig, ConfigError, load_config
 from transforms.io import InputError, ReadDocuments, WriteParquetShards, checksum_file, expand_inputs, plan_reads, quarantine_reason
 
@@ -28,6 +29,10 @@ log = logging.getLogger("babelbeam")
 
 class UserError(Exception):
     """A mistake in how the pipeline was called: reported in one line, exit status 2."""
+
+
+# Distributions shown in report.html: table -> (field, bin width, field to count rows by)
+REPORT_HISTOGRAMS = {"bitext": ("margin", 0.01, "pair"), "codeswitch": ("cmi", 5.0, "pair")}
 
 
 def stage_transform(name: str, config: BuildConfig, opts: BuildOptions, output_dir: str) -> beam.PTransform:
@@ -104,16 +109,19 @@ def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig
         read["quarantine"] | "WriteQuarantine" >> WriteParquetShards(
             output_dir, "quarantine", QUARANTINE_SCHEMA, out, sort_fields=("source", "location")),
     ]
+    stats.append(stage_input | "ProfileDocuments" >> beam.FlatMap(document_profile))
     for table_name, rows, spec in tables:
+        if table_name in REPORT_HISTOGRAMS:
+            field, width, group = REPORT_HISTOGRAMS[table_name]
+            stats.append(rows | f"Profile_{table_name}" >> beam.FlatMap(value_histogram(field, width, group)))
         written.append(rows | f"Write_{table_name}" >> WriteParquetShards(
             output_dir, spec.folder, spec.schema, out, partition_field=spec.partition_field,
             sort_fields=spec.sort_fields or ("id",)))
 
     (events | "AllEvents" >> beam.Flatten() | "SumEvents" >> beam.CombinePerKey(sum)
      | "WriteAccounting" >> WriteJson(os.path.join(staging, "accounting.json")))
-    if stats:
-        (stats | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombinePerKey(sum)
-         | "WriteStats" >> WriteJson(os.path.join(staging, "stats.json")))
+    (stats | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombinePerKey(sum)
+     | "WriteStats" >> WriteJson(os.path.join(staging, "stats.json")))
     (written | "AllFiles" >> beam.Flatten() | "WriteFileList" >> WriteJson(os.path.join(staging, "files.json")))
     (pipeline | "InputFiles" >> beam.Create([f.path for f in files])
      | "Checksum" >> beam.Map(lambda path: {"path": path, "xxh3_128": checksum_file(path)})
@@ -159,6 +167,7 @@ def run(argv: list[str] | None = None) -> int:
         result.client.close()
     elapsed = time.time() - started
     manifest = run_manifest.finalize(output_dir, files, stages, config, argv, fingerprint, elapsed)
+    run_report.write(manifest, output_dir)
     print(run_manifest.summary(manifest))
     corrupt = manifest["accounting"]["corrupt_inputs"]
     if corrupt and not opts.allow_corrupt_inputs:

@@ -156,7 +156,8 @@ def finalize(output_dir, files, stages, config, argv, run_fingerprint, elapsed) 
         "inputs": [{"name": f.name, "path": f.path, "format": f.fmt, "compression": f.compression,
                     "bytes": f.size, "xxh3_128": checksums.get(f.path)} for f in files],
         "accounting": accounting(_read(os.path.join(staging, "accounting.json"), []), stages),
-        "stage_stats": {s: dict(v) for s, v in stats.items()},
+        "stage_stats": {s: dict(v) for s, v in stats.items() if s != "report"},
+        "profile": dict(stats.get("report", {})),
         "outputs": outputs,
     }
     tmp = os.path.join(output_dir, f"manifest.json.tmp-{uuid.uuid4().hex[:8]}")
@@ -197,5 +198,5 @@ def summary(manifest: dict) -> str:
         lines.append(f"  {stage}: {shown}")
     n_files = len(manifest["outputs"])
     size = sum(f["bytes"] for f in manifest["outputs"])
-    lines += ["", f"  wrote {n_files} Parquet file(s), {size / 2**20:.1f} MiB; manifest: manifest.json", ""]
+    lines += ["", f"  wrote {n_files} Parquet file(s), {size / 2**20:.1f} MiB; see manifest.json and report.html", ""]
     return "\n".join(lines)

@@ -37,6 +37,32 @@ def count_events(pcoll, label: str, stage: str, kind: str, reason=None):
     return pcoll | label >> beam.Map(_event_key(stage, kind, reason))
 
 
+def document_profile(doc: dict):
+    """Report stats of a kept document: count and words per partition, its duplicate-cluster size."""
+    partition = doc.get("partition") or "_all"
+    signals = doc.get("quality_signals") or {}
+    words = signals.get("n_words") or len(doc["text"].split())
+    yield ("report", partition, "documents"), 1
+    yield ("report", partition, "words"), words
+    yield ("report", partition, "chars"), len(doc["text"])
+    if doc.get("dup_cluster_size"):
+        yield ("report", "dup_cluster_size", str(doc["dup_cluster_size"])), 1
+
+
+def value_histogram(field: str, width: float, group_field: str | None = None):
+    """A FlatMap function binning `row[field]` by `width`: ((\"report\", name, bin), 1)."""
+
+    def profile(row: dict):
+        value = row.get(field)
+        if value is None:
+            return
+        yield ("report", f"hist:{field}", f"{round(value / width) * width:.4g}"), 1
+        if group_field:
+            yield ("report", row.get(group_field) or "_all", f"{field}:rows"), 1
+
+    return profile
+
+
 class WriteJson(beam.PTransform):
     """Collect a (small) PCollection into one JSON list, written to a temporary name and renamed."""
 
