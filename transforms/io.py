@@ -483,8 +483,9 @@ def _plan_shards(partition_and_buckets, max_shard_bytes: int):
 
 class _WriteShardFn(beam.DoFn):
     def __init__(self, output_dir: str, base: str, schema: pa.Schema, sort_fields: tuple[str, ...],
-                 config: OutputConfig):
+                 config: OutputConfig, prefix: str):
         self.output_dir = output_dir
+        self.prefix = prefix
         self.base = base
         self.schema = schema
         self.sort_fields = sort_fields
@@ -507,7 +508,7 @@ class _WriteShardFn(beam.DoFn):
         level = self.config.compression_level if compression in ("zstd", "gzip") else None
         for k in range(n_files):
             part = table.slice(k * per_file, per_file)
-            final = os.path.join(folder, f"part-{first_index + k:05d}.parquet")
+            final = os.path.join(folder, f"part-{self.prefix}{first_index + k:05d}.parquet")
             tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
             pq.write_table(
                 part, tmp, row_group_size=self.config.row_group_rows, compression=compression,
@@ -519,14 +520,17 @@ class _WriteShardFn(beam.DoFn):
 
 
 class WriteParquetShards(beam.PTransform):
-    """Rows (dicts) -> OUTPUT/<folder>/[<partition>/]part-XXXXX.parquet, sorted, size-bounded, atomic.
+    """Rows (dicts) -> OUTPUT/<folder>/[<partition>/]part-<prefix>XXXXX.parquet, sorted, size-bounded, atomic.
+
+    `prefix` names an incremental run's shards so they never collide with earlier runs' shards.
 
     Returns a PCollection of {"path", "partition", "rows", "bytes"} for the manifest.
     """
 
     def __init__(self, output_dir: str, folder: str, schema: pa.Schema, config: OutputConfig,
-                 partition_field: str | None = None, sort_fields: tuple[str, ...] = ("id",)):
+                 partition_field: str | None = None, sort_fields: tuple[str, ...] = ("id",), prefix: str = ""):
         super().__init__()
+        self.prefix = prefix
         self.output_dir = output_dir
         self.base = os.path.join(output_dir, folder)
         self.staging = os.path.join(output_dir, "_staging", folder.replace("/", "_"))
@@ -546,5 +550,6 @@ class WriteParquetShards(beam.PTransform):
             | "GroupPartitions" >> beam.GroupByKey()
             | "Plan" >> beam.FlatMap(_plan_shards, cfg.max_shard_bytes)
             | "SpreadShards" >> beam.Reshuffle()
-            | "Write" >> beam.ParDo(_WriteShardFn(self.output_dir, self.base, self.schema, self.sort_fields, cfg))
+            | "Write" >> beam.ParDo(_WriteShardFn(self.output_dir, self.base, self.schema, self.sort_fields, cfg,
+                                                     self.prefix))
         )

@@ -28,7 +28,8 @@ STOP_WORDS_FILE = Path(__file__).parent / "data" / "stopwords.json"
 # Gopher's stop words for English (Rae et al. 2021); other languages come from STOP_WORDS_FILE.
 ENGLISH_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 
-_TERMINAL = "".join(sorted(set(regex.findall(r"\p{Sentence_Terminal}", "".join(map(chr, range(0x3000)))))))
+# every Sentence_Terminal lies in planes 0-1: fullwidth "．", "｡" and Brahmic dandas included
+_TERMINAL = "".join(sorted(set(regex.findall(r"\p{Sentence_Terminal}", "".join(map(chr, range(0x20000)))))))
 TERMINAL_PUNCTUATION = tuple(_TERMINAL + "។៕៖៙៚。！？")
 _SYMBOL_RE = regex.compile(r"^[\p{P}\p{S}\p{C}\s]+$")
 _PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
@@ -260,7 +261,8 @@ def fineweb(doc: _Doc, t: FineWebQuality, sig: dict) -> Verdict | None:
     lines = [ln for ln in text.split("\n") if ln.strip()]
     if not lines:
         return Verdict("fineweb", "empty", "no non-blank line")
-    punct = sum(ln.endswith(TERMINAL_PUNCTUATION) for ln in lines) / len(lines)
+    stops = TERMINAL_PUNCTUATION + tuple(t.extra_stop_chars)
+    punct = sum(ln.endswith(stops) for ln in lines) / len(lines)
     sig["line_punct_ratio"] = punct
     if t.line_punct_thr is not None and punct < t.line_punct_thr and not (punct == 0 and t.line_punct_exclude_zero):
         return Verdict("fineweb", "line_punct_ratio", f"{punct:.3f} < {t.line_punct_thr}")
