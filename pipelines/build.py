@@ -196,8 +196,6 @@ def run(argv: list[str] | None = None) -> int:
     build(pipeline, items, stages, config, opts, output_dir, files, plan.prefix)
     result = pipeline.run()
     result.wait_until_finish()
-    if getattr(result, "client", None) is not None:  # the DaskRunner's client to the cluster
-        result.client.close()
     elapsed = time.time() - started
     manifest = run_manifest.finalize(output_dir, files, stages, config, argv, plan.fingerprint, elapsed,
                                      plan.lineage, plan.skipped, plan.checksums)

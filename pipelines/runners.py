@@ -95,6 +95,16 @@ def dask_runner():
                 ]
             self.bags[node] = op.apply(**kwargs)
 
+    class _Result(beam_dask.DaskRunnerResult):
+        """Closes its connection to the cluster once the pipeline is done, so nothing keeps reconnecting."""
+
+        def wait_until_finish(self, duration=None):
+            try:
+                return super().wait_until_finish(duration)
+            finally:
+                if self.state in ("DONE", "FAILED"):
+                    self.client.close()
+
     class DaskRunner(beam_dask.DaskRunner):
         """Beam's DaskRunner, computing every sink of the pipeline rather than the last one only."""
 
@@ -116,7 +126,7 @@ def dask_runner():
             }
             leaves = [bag for node, bag in visitor.bags.items() if node not in consumed]
             futures = client.compute(dask.optimize(*leaves))
-            return beam_dask.DaskRunnerResult(client, futures)
+            return _Result(client, futures)
 
     return DaskRunner()
 
