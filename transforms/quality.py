@@ -32,6 +32,7 @@ ENGLISH_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 _TERMINAL = "".join(sorted(set(regex.findall(r"\p{Sentence_Terminal}", "".join(map(chr, range(0x20000)))))))
 TERMINAL_PUNCTUATION = tuple(_TERMINAL + "។៕៖៙៚。！？")
 _SYMBOL_RE = regex.compile(r"^[\p{P}\p{S}\p{C}\s]+$")
+_LETTER_RE = regex.compile(r"\p{L}")  # what str.isalpha accepts
 _PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
 _LINES_SPLIT = re.compile(r"\n+")
 _CITATION_RE = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
@@ -170,7 +171,14 @@ def gopher_repetition(doc: _Doc, t: GopherRepetition, sig: dict) -> Verdict | No
             sig["top_2gram_frac"] = frac
         if frac > limit:
             return Verdict("gopher_repetition", f"top_{n}_gram", f"{frac:.3f} > {limit}")
-    for n, limit in sorted(t.dup_n_grams.items()):
+    dup_sizes = sorted(t.dup_n_grams.items())
+    # a repeated n-gram contains a repeated shorter one: when the shortest never repeats, none does
+    if dup_sizes and len(ids) >= dup_sizes[0][0]:
+        shortest = _ngram_hashes(ids, dup_sizes[0][0])
+        if len(np.unique(shortest)) == len(shortest):
+            sig["dup_5gram_frac"] = 0.0
+            dup_sizes = []
+    for n, limit in dup_sizes:
         frac = _duplicated_ngram_chars(ids, lengths, n) / len(text)
         if n == 5:
             sig["dup_5gram_frac"] = frac
@@ -212,7 +220,7 @@ def gopher_quality(doc: _Doc, t: GopherQuality, stop_words: frozenset[str] | Non
     sig["ellipsis_lines_ratio"] = ellipsis_lines
     if t.max_ellipsis_lines_ratio and ellipsis_lines > t.max_ellipsis_lines_ratio:
         return Verdict("gopher_quality", "max_ellipsis_lines_ratio", f"{ellipsis_lines:.3f} > {t.max_ellipsis_lines_ratio}")
-    alpha = sum(any(c.isalpha() for c in w) for w in words) / n_tokens
+    alpha = sum(1 for w in words if _LETTER_RE.search(w)) / n_tokens
     sig["non_alpha_words_ratio"] = 1 - alpha
     # datatrove names this threshold "max_non_alpha_words_ratio" but compares the alpha share against it
     if t.max_non_alpha_words_ratio and alpha < t.max_non_alpha_words_ratio:
