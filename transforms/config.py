@@ -286,6 +286,7 @@ class MixtureConfig(_Strict):
     max_rounds: int = Field(50, gt=0)
     count_scale: float = Field(1e6, gt=0, description="normalised pair counts are multiplied by this")
     time_limit_s: float | None = Field(None, gt=0, description="HiGHS time limit per re-solve")
+    max_seconds: float | None = Field(900, gt=0, description="no new round after this long (reported)")
 
 
 # --- output ------------------------------------------------------------------------------------------
