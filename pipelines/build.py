@@ -7,6 +7,7 @@ wires them together, counts what each stage keeps and drops, and writes every ou
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import sys
@@ -50,7 +51,8 @@ def stage_transform(name: str, config: BuildConfig, opts: BuildOptions, output_d
     if name == "dedup":
         from transforms.dedup import Dedup
 
-        return Dedup(config.dedup)
+        earlier = sorted(glob.glob(os.path.join(output_dir, "dedup_index", "**", "*.parquet"), recursive=True))
+        return Dedup(config.dedup, earlier_index=earlier if opts.incremental else (), write_index=opts.incremental)
     if name == "bitext":
         from transforms.bitext import MineBitext
 
@@ -147,6 +149,8 @@ def plan_run(files, stages, config, opts, output_dir) -> RunPlan:
         run_manifest.prepare_output(output_dir, fingerprint, opts.overwrite)
         return RunPlan(files, fingerprint)
     earlier = run_manifest.earlier_manifests(output_dir) if os.path.isdir(output_dir) else []
+    if "dedup" in stages:
+        run_manifest.check_minhash_settings(earlier, config)
     done = set() if opts.reprocess else run_manifest.processed_inputs(earlier)
     with ThreadPoolExecutor(max_workers=4) as pool:
         checksums = dict(zip((f.path for f in files), pool.map(checksum_file, (f.path for f in files))))

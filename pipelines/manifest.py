@@ -97,6 +97,22 @@ def processed_inputs(manifests: list[dict]) -> set[tuple[str, int, str]]:
     return {(i["name"], i["bytes"], i["xxh3_128"]) for m in manifests for i in m.get("inputs", [])}
 
 
+MINHASH_SETTINGS = ("ngram", "bands", "rows", "threshold", "seed", "per_language")
+
+
+def check_minhash_settings(earlier: list[dict], config) -> None:
+    """Cross-run dedup compares signatures, so every run in the folder must compute them the same way."""
+    now = {k: getattr(config.dedup, k) for k in MINHASH_SETTINGS}
+    for m in earlier:
+        if "dedup" not in m.get("stages", []):
+            continue
+        before = {k: m["config"]["dedup"].get(k) for k in MINHASH_SETTINGS}
+        if before != now:
+            changed = ", ".join(f"{k} {before[k]} -> {now[k]}" for k in MINHASH_SETTINGS if before[k] != now[k])
+            raise OutputInUse(f"dedup settings differ from earlier run {m['fingerprint']} ({changed}); cross-run "
+                              "dedup needs the same MinHash settings: use them, or a new --output")
+
+
 def prepare_incremental(output_dir: str, run_id: str) -> None:
     """Keep earlier runs; remove only what an interrupted attempt at this same run left behind."""
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):

@@ -155,3 +155,36 @@ def test_killed_run_restarts_without_duplicates_or_gaps(tmp_path):
     assert _digests(crashed) == _digests(clean)
     assert not glob.glob(os.path.join(crashed, "**", "*.tmp-*"), recursive=True)
     assert not os.path.exists(os.path.join(crashed, "_staging"))
+
+
+def test_incremental_dedup_removes_copies_of_documents_published_by_earlier_runs(tmp_path):
+    import duckdb
+
+    inputs, out = tmp_path / "in", str(tmp_path / "out")
+    inputs.mkdir()
+    lines = gzip.open(SAMPLE_DIR / "sample.jsonl.gz", "rb").read().split(b"\n")
+    (inputs / "a.jsonl").write_bytes(b"\n".join(lines[:400]) + b"\n")
+    args = ["--input", str(inputs), "--output", out, "--stages", "langid,quality,dedup", "--incremental"]
+    assert run(args) == 0
+    published = duckdb.sql(f"select id, text from '{out}/documents/*/*.parquet'").fetchall()
+    assert published
+
+    # a re-crawl of every published document under new ids, plus genuinely new lines
+    recrawl = [json.dumps({"id": f"recrawl-{doc_id}", "text": text}).encode() for doc_id, text in published]
+    (inputs / "b.jsonl").write_bytes(b"\n".join(recrawl + lines[400:600]) + b"\n")
+    assert run(args) == 0
+    second = json.load(open(os.path.join(out, "manifest.json")))
+    assert second["accounting"]["closes"]
+    rejected = duckdb.sql(f"select id, reason, duplicate_of from '{out}/rejected/dedup/part-{second['fingerprint']}-*.parquet'"
+                          " where id like 'recrawl-%'").fetchall()
+    published_ids = {doc_id for doc_id, _ in published}
+    assert len(rejected) == len(published)  # every copy removed ...
+    assert all(dup in published_ids for _, _, dup in rejected)  # ... as a duplicate of what was published
+    kept_now = duckdb.sql(f"select count(*) from '{out}/documents/*/part-{second['fingerprint']}-*.parquet'"
+                          " where id like 'recrawl-%'").fetchall()[0][0]
+    assert kept_now == 0
+    # changing the MinHash settings would make the earlier index meaningless: refused
+    config = tmp_path / "other.yaml"
+    config.write_text("dedup: {bands: 20, rows: 5}\n")
+    (inputs / "c.jsonl").write_bytes(b"\n".join(lines[600:650]) + b"\n")
+    assert run(args + ["--config", str(config)]) == 2

@@ -36,9 +36,10 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from schemas.dedup import DEDUP_INDEX_SCHEMA
 from schemas.documents import rejected
 from transforms.config import DedupConfig
-from transforms.core import Counters
+from transforms.core import Counters, TableSpec
 from transforms.text import is_punctuation_token, normalize_for_dedup, segment_words
 
 STAGE = "dedup"
@@ -599,8 +600,9 @@ def _decide(item) -> Iterator:
 
 
 class _Apply(beam.DoFn):
-    def __init__(self, repeat_weights: bool):
+    def __init__(self, repeat_weights: bool, index: bool):
         self.repeat_weights = repeat_weights
+        self.index = index
 
     def setup(self) -> None:
         self.counters = Counters(STAGE)
@@ -613,6 +615,10 @@ class _Apply(beam.DoFn):
             self.counters.inc("repeated_id")
             yield pvalue.TaggedOutput("stats", ((STAGE, docs[0].get("partition") or "und", "repeated_id"), 1))
         root_id, size, status, detail = decisions[0] if decisions else (doc_id, 1, "keep", "")
+        if self.index and status == "keep" and docs:
+            for node, key, sig in grouped["fingerprint"]:
+                yield pvalue.TaggedOutput("index", {"group": node[0], "id": doc_id, "exact_hash": key,
+                                                    "signature": sig})
         for doc in docs:
             if status == "keep":
                 out = dict(doc, dup_cluster_id=root_id, dup_cluster_size=size)
@@ -633,21 +639,34 @@ class Dedup(beam.PTransform):
     (reason exact_duplicate / near_duplicate, duplicate_of = the kept id) and ``stats``.
     """
 
-    def __init__(self, config: DedupConfig | None = None):
+    def __init__(self, config: DedupConfig | None = None, earlier_index: Sequence[str] = (),
+                 write_index: bool = False):
         super().__init__()
         self.config = config or DedupConfig()
+        self.earlier_index = sorted(earlier_index)
+        self.write_index = write_index
+        self.TABLES = {"index": TableSpec(DEDUP_INDEX_SCHEMA, "dedup_index", partition_field="group",
+                                          sort_fields=("id",))} if write_index else {}
 
     def expand(self, documents):
         config = self.config
         bands, rows = band_layout(config)
         signed = documents | "Signatures" >> MinHashSignatures(config)
         stats = [signed["stats"]]
+        fingerprints = signed["fingerprints"]
+        if self.earlier_index:
+            earlier = (
+                documents.pipeline
+                | "EarlierIndex" >> beam.Create(self.earlier_index)
+                | "ReadIndex" >> beam.FlatMap(read_earlier_index)
+            )
+            fingerprints = (fingerprints, earlier) | "WithEarlier" >> beam.Flatten()
         if config.exact:
-            exact = signed["fingerprints"] | "Exact" >> ExactDedup()
+            exact = fingerprints | "Exact" >> ExactDedup()
             unique, members = exact["unique"], exact["members"]
             stats.append(exact["stats"])
         else:
-            unique = signed["fingerprints"]
+            unique = fingerprints
             members = documents.pipeline | "NoMembers" >> beam.Create([])
         lsh = unique | "LSH" >> LSHBanding(bands, rows)
         edges = lsh["edges"]
@@ -666,14 +685,30 @@ class Dedup(beam.PTransform):
             | "Decide" >> beam.FlatMap(_decide).with_outputs("stats", main="decisions")
         )
         stats.append(decided.stats)
+        joined = {"doc": documents | "KeyById" >> beam.Map(lambda d: (d["id"], d)), "decision": decided.decisions}
+        if self.write_index:
+            joined["fingerprint"] = signed["fingerprints"] | "FingerprintById" >> beam.Map(lambda fp: (fp[0][2], fp))
         applied = (
-            {"doc": documents | "KeyById" >> beam.Map(lambda d: (d["id"], d)), "decision": decided.decisions}
+            joined
             | "JoinDocs" >> beam.CoGroupByKey()
-            | "Apply" >> beam.ParDo(_Apply(config.repeat_weights)).with_outputs("rejected", "stats", main="documents")
+            | "Apply" >> beam.ParDo(_Apply(config.repeat_weights, self.write_index)).with_outputs(
+                "rejected", "stats", "index", main="documents")
         )
         stats.append(applied.stats)
-        return {
+        result = {
             "documents": applied.documents,
             "rejected": applied.rejected,
             "stats": stats | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombinePerKey(sum),
         }
+        if self.write_index:
+            result["index"] = applied.index
+        return result
+
+
+def read_earlier_index(path: str) -> Iterator[Fingerprint]:
+    """Fingerprints of documents kept by earlier runs. Their rank is -inf: an earlier document is always the
+    one its cluster keeps, so a new copy of something already published is removed, never the other way."""
+    import pyarrow.parquet as pq
+
+    for row in pq.read_table(path).to_pylist():
+        yield (row["group"], -math.inf, row["id"]), row["exact_hash"], row["signature"]
