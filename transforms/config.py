@@ -217,6 +217,7 @@ class BitextConfig(_Strict):
     shard_size: int = Field(50_000, gt=0, description="sentences per kNN index shard")
     flat_max: int = Field(10_000, gt=0, description="exact search up to this shard size, then OPQ/IVF/PQ (stopes)")
     nprobe: int = Field(128, gt=0)
+    index: str | None = Field(None, description="faiss index_factory string with IVF; None: stopes' choice by size")
 
     @field_validator("encoders")
     @classmethod
