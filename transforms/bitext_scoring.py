@@ -1,0 +1,190 @@
+"""Scoring mined candidates: calibrated margin thresholds, agreement features and a light learned scorer.
+
+Plain margin cannot tell a translation from a close paraphrase well enough with the small offline encoders
+(environment.md: best pooled F1 0.70-0.75). Each candidate therefore gets a feature vector -- margins and
+cosines of the combined and of each single encoder, the lead over the runner-up, whether both directions chose
+it, and agreement of numbers, length, final punctuation and language ID -- and a logistic regression fitted on
+the calibration half of the dev pairs (tools/calibrate_bitext.py) turns it into a probability. The shipped
+parameters live in transforms/data/bitext_thresholds.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from transforms.bitext_encoders import macro_language
+from transforms.bitext_mining import Candidates, final_punct, margin, neighbourhood_mean, numbers_of
+
+THRESHOLDS_PATH = Path(__file__).parent / "data" / "bitext_thresholds.json"
+AGREEMENT_FEATURES = ("gap", "mutual", "numbers", "length_z", "punct", "lid")
+
+
+@lru_cache(maxsize=4)
+def load_calibration(path: str | None = None) -> dict:
+    return json.loads(Path(path or THRESHOLDS_PATH).read_text(encoding="utf-8"))
+
+
+def encoder_set_name(encoders: tuple[str, ...]) -> str:
+    return "+".join(encoders)
+
+
+def feature_names(encoders: tuple[str, ...]) -> list[str]:
+    names = ["margin", "cos"]
+    if len(encoders) > 1:
+        for e in encoders:
+            names += [f"margin:{e}", f"cos:{e}"]
+    return names + list(AGREEMENT_FEATURES)
+
+
+@dataclass
+class SideInfo:
+    """What the scorer needs of one side's sentences."""
+
+    texts: list[str]
+    words: np.ndarray  # word counts
+    lid_ok: np.ndarray  # LID probability of the expected language, 0 when LID says another language
+    language: str
+
+
+def length_stats(calibration: dict, src_lang: str, tgt_lang: str) -> tuple[float, float]:
+    """Expected log word-count ratio src/tgt and its spread; languages are measured against English."""
+    table = calibration.get("length", {})
+    default = table.get("default", [0.0, 0.35])
+    ms, ss = table.get(macro_language(src_lang), default)
+    mt, st = table.get(macro_language(tgt_lang), default)
+    if macro_language(tgt_lang) == "eng":
+        mt, st = 0.0, 0.0
+    if macro_language(src_lang) == "eng":
+        ms, ss = 0.0, 0.0
+    return ms - mt, max(math.sqrt(ss**2 + st**2), 0.1)
+
+
+def candidate_features(
+    cands: Candidates,
+    fwd_enc: np.ndarray,
+    bwd_enc: np.ndarray,
+    encoders: tuple[str, ...],
+    src: SideInfo,
+    tgt: SideInfo,
+    margin_kind: str,
+    calibration: dict,
+) -> np.ndarray:
+    """(n_candidates, len(feature_names(encoders))) features.
+
+    fwd_enc/bwd_enc: per-encoder cosines of each kNN list, shape (n_queries, k, n_encoders), NaN for missing
+    neighbours (the lists themselves are ranked by the combined cosine).
+    """
+    n = len(cands.src)
+    cols = [cands.margin, cands.cos]
+    if len(encoders) > 1:
+        from_fwd = cands.direction == 0
+        query = np.where(from_fwd, cands.src, cands.tgt)
+        for e in range(len(encoders)):
+            mean_x = _nanmean(fwd_enc[:, :, e])
+            mean_y = _nanmean(bwd_enc[:, :, e])
+            cos_fwd = fwd_enc[np.minimum(query, len(fwd_enc) - 1), cands.position, e] if len(fwd_enc) else np.zeros(n)
+            cos_bwd = bwd_enc[np.minimum(query, len(bwd_enc) - 1), cands.position, e] if len(bwd_enc) else np.zeros(n)
+            cos_e = np.where(from_fwd, cos_fwd, cos_bwd)
+            cols += [margin(cos_e, mean_x[cands.src], mean_y[cands.tgt], margin_kind), cos_e]
+    keys = cands.src * (int(cands.tgt.max(initial=0)) + 1) + cands.tgt
+    fwd_keys, bwd_keys = set(keys[cands.direction == 0].tolist()), set(keys[cands.direction == 1].tolist())
+    mutual = np.array([k in fwd_keys and k in bwd_keys for k in keys.tolist()], dtype=np.float32)
+    mu, sd = length_stats(calibration, src.language, tgt.language)
+    log_ratio = np.log((src.words[cands.src] + 1.0) / (tgt.words[cands.tgt] + 1.0))
+    numbers = np.empty(n, np.float32)
+    punct = np.empty(n, np.float32)
+    for c, (i, j) in enumerate(zip(cands.src.tolist(), cands.tgt.tolist())):
+        na, nb = numbers_of(src.texts[i]), numbers_of(tgt.texts[j])
+        numbers[c] = 0.0 if (na and nb and na != nb) else (1.0 if na and na == nb else 0.5)
+        punct[c] = float(final_punct(src.texts[i]) == final_punct(tgt.texts[j]))
+    lid = np.minimum(src.lid_ok[cands.src], tgt.lid_ok[cands.tgt])
+    cols += [cands.second_gap, mutual, numbers, np.abs(log_ratio - mu) / sd, punct, lid]
+    return np.stack([np.asarray(c, dtype=np.float32) for c in cols], axis=1) if n else np.zeros((0, len(cols)), np.float32)
+
+
+def _nanmean(values: np.ndarray) -> np.ndarray:
+    if values.size == 0:
+        return np.zeros(len(values), np.float32)
+    return neighbourhood_mean(np.where(np.isnan(values), -np.inf, values))
+
+
+@dataclass
+class LogisticScorer:
+    """p(translation | features) = sigmoid(coef . standardised features + intercept)."""
+
+    features: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LogisticScorer:
+        return cls(list(d["features"]), np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["coef"]),
+                   float(d["intercept"]))
+
+    def to_dict(self) -> dict:
+        return {"features": self.features, "mean": _round(self.mean), "scale": _round(self.scale),
+                "coef": _round(self.coef), "intercept": round(float(self.intercept), 6)}
+
+    def predict(self, X: np.ndarray, names: list[str]) -> np.ndarray:
+        cols = [names.index(f) for f in self.features]
+        z = (X[:, cols] - self.mean) / self.scale @ self.coef + self.intercept
+        return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
+
+
+def _round(a: np.ndarray) -> list[float]:
+    return [round(float(v), 6) for v in a]
+
+
+def fit_logistic(X: np.ndarray, y: np.ndarray, features: list[str], l2: float = 1.0, iters: int = 50) -> LogisticScorer:
+    """L2-regularised logistic regression by Newton's method (IRLS): a handful of features, exact and fast."""
+    mean = X.mean(axis=0)
+    scale = np.where(X.std(axis=0) > 1e-6, X.std(axis=0), 1.0)
+    Z = np.hstack([(X - mean) / scale, np.ones((len(X), 1))])
+    w = np.zeros(Z.shape[1])
+    reg = np.full(Z.shape[1], l2)
+    reg[-1] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(Z @ w, -30, 30)))
+        grad = Z.T @ (p - y) + reg * w
+        hess = (Z * (p * (1 - p))[:, None]).T @ Z + np.diag(reg + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return LogisticScorer(features, mean, scale, w[:-1], float(w[-1]))
+
+
+@dataclass
+class ScoringRule:
+    """How a pair's candidates are scored and where the cut is."""
+
+    scorer: LogisticScorer | None
+    threshold: float
+    source: str  # where the threshold came from, for the README and logs
+
+
+def scoring_rule(encoders: tuple[str, ...], src_lang: str, tgt_lang: str, margin_kind: str, use_scorer: bool,
+                 threshold: float | None, calibration: dict) -> ScoringRule:
+    """The calibrated rule for an encoder set and language pair; `threshold` overrides the calibrated cut."""
+    name = encoder_set_name(encoders)
+    lang = macro_language(src_lang) if macro_language(tgt_lang) == "eng" else macro_language(tgt_lang)
+    entry = calibration.get("scorers", {}).get(name, {}).get(margin_kind)
+    if use_scorer and entry:
+        scorer = LogisticScorer.from_dict(entry["model"])
+        cut = entry.get("per_language", {}).get(lang, entry["threshold"])
+        return ScoringRule(scorer, cut if threshold is None else threshold, f"scorer:{name}:{margin_kind}")
+    margins = calibration.get("margin_thresholds", {}).get(name, {}).get(margin_kind)
+    if threshold is not None:
+        return ScoringRule(None, threshold, "config")
+    if margins is None:
+        default = {"ratio": 1.06, "distance": 0.0}[margin_kind]
+        return ScoringRule(None, default, "uncalibrated (stopes default)")
+    return ScoringRule(None, margins.get("per_language", {}).get(lang, margins["threshold"]), f"margin:{name}:{margin_kind}")
