@@ -92,7 +92,9 @@ def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig
         else:
             result = stage_input | title >> transform
         if "documents" in result:  # a document stage: count what it keeps and drops
-            events.append(count_events(stage_input, f"Count{title}In", name, "in"))
+            # language ID drops nothing and gives documents their partition: count its input per language
+            counted = result["documents"] if name == "langid" else stage_input
+            events.append(count_events(counted, f"Count{title}In", name, "in"))
             stage_input = result["documents"]
             events.append(count_events(stage_input, f"Count{title}Kept", name, "kept"))
             if "rejected" in result:
