@@ -281,7 +281,10 @@ class MixtureConfig(_Strict):
     pretokenizer: Literal["gpt2", "cl100k", "o200k"] | None = Field(
         None, description="regex for .tiktoken/merges.txt files; None: from the file name (GPT-2 for merges.txt)"
     )
-    top_merges: int | None = Field(30_000, gt=0, description="use only the first T merges; None: all")
+    top_merges: int | None = Field(
+        2_000, gt=0, description="use only the first T merges; None: all. The default suits the pipeline's "
+        "small per-language samples (more merges gain nothing below ~1 MB per category); audits of a real "
+        "tokenizer use tools.infer_mixture with --top-merges 30000")
     min_category_bytes: int = Field(10_000, ge=0, description="smaller categories are left out, with a warning")
     warn_category_bytes: int = Field(1_000_000, ge=0, description="smaller categories are kept but flagged")
     constraints_per_merge: int = Field(10, gt=0, description="most violated pairs added per merge and round")
@@ -289,7 +292,8 @@ class MixtureConfig(_Strict):
     max_rounds: int = Field(50, gt=0)
     count_scale: float = Field(1e6, gt=0, description="normalised pair counts are multiplied by this")
     time_limit_s: float | None = Field(None, gt=0, description="HiGHS time limit per re-solve")
-    max_seconds: float | None = Field(900, gt=0, description="no new round after this long (reported)")
+    max_seconds: float | None = Field(
+        60, gt=0, description="no new LP round after this long; the report says whether it converged")
 
 
 # --- output ------------------------------------------------------------------------------------------
