@@ -2,14 +2,19 @@
 
 Variables: α_i ≥ 0 with Σα = 1, a slack v_t ≥ 0 per merge and v_p ≥ 0 per pair. For every merge t and pair
 p ≠ m(t): Σ_i α_i (c_{i,m(t)}^{(t)} − c_{i,p}^{(t)}) + v_t + v_p ≥ 0; minimise Σ v_t + Σ v_p. There are
-T × (pairs) constraints, so we replay the merges with the current α, add the pairs that beat the merge by
-more than their slacks (a few per merge, the worst first), re-solve from the previous basis, and repeat until
-no constraint is violated. Slack columns are created only when a constraint needs them.
+T × (pairs) constraints, so we replay the merges with the current α and slacks, add the pairs that still beat
+the merge (a few per merge, the worst first, never one already in the model), re-solve from the previous
+basis, and repeat until no constraint is violated.
+
+Each replay also yields a feasible point of the *full* LP (raise every v_t by its merge's worst violation),
+so every round brackets the optimum: the restricted LP's objective is a lower bound, that point's objective an
+upper bound. Their relative gap is reported and can stop the rounds early.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -18,6 +23,8 @@ import numpy as np
 
 from transforms.mixture_apply import PairTrace
 
+log_ = logging.getLogger("babelbeam.mixture")
+
 
 @dataclass
 class LPResult:
@@ -25,13 +32,18 @@ class LPResult:
     optimal: bool
     alpha: np.ndarray  # pair shares (the LP's variable), NaN when the solver did not reach an optimum
     byte_shares: np.ndarray
-    objective: float
+    objective: float  # of the last restricted LP: a lower bound on the full LP's optimum (scaled units)
+    upper_bound: float  # objective of a feasible point of the full LP built from the last solution
+    gap: float  # (upper_bound − objective) / upper_bound; 0 at convergence
     rounds: int
     constraints: int
     columns: int
     converged: bool  # the last replay found no violated constraint
     violated_last_round: int
+    merges_used: int  # merges whose pair occurs in some sample at its step (the others add no constraint)
     seconds: float
+    replay_seconds: float
+    solver_seconds: float
     simplex_iterations: int
     round_log: list[dict] = field(default_factory=list)
 
@@ -44,55 +56,135 @@ def byte_shares(alpha: np.ndarray, trace: PairTrace) -> np.ndarray:
     return raw / total if total > 0 else raw
 
 
+def seen_merges(trace: PairTrace) -> np.ndarray:
+    """(T,) bool: merge t's pair has a nonzero count in some category just before step t.
+
+    For any other merge, c_{i,m(t)} = 0 for all i and its constraints only say v_t ≥ max_p Σα c_p − v_p: they
+    carry no evidence about the mixture (the sample never saw why m(t) won) and would pull α toward whatever
+    category has the flattest pair distribution, so they are left out.
+    """
+    ok = trace.merge_pair >= 0
+    t = np.flatnonzero(ok)
+    counts = trace.at(t, trace.merge_pair[t])
+    ok[t] = (counts > 0).any(axis=1)
+    return ok
+
+
+def category_rivals(trace: PairTrace, active: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(t, p) for the `k` pairs that beat merge t most in each single category, for every active merge.
+
+    Whatever α is, a pair that beats m(t) in the mixture beats it in some category, and the pairs that matter
+    most are the categories' own leaders: seeding the LP with them bounds v_t from the start at every corner
+    of the simplex, so the first solutions are not the wild corner points that a uniform-α start gives.
+    """
+    ts: list[int] = []
+    ps: list[int] = []
+    merge_pair = trace.merge_pair.tolist()
+    act = active.tolist()
+    for i in range(len(trace.categories)):
+        sel = trace.cat == i
+        steps, pairs, counts = trace.step[sel], trace.pair[sel].tolist(), trace.count[sel].tolist()
+        offsets = np.searchsorted(steps, np.arange(trace.n_merges + 2), side="left").tolist()
+        count: dict[int, int] = {}
+        for e in range(offsets[0], offsets[1]):
+            count[pairs[e]] = count.get(pairs[e], 0) + counts[e]
+        heap = [(-c, p) for p, c in count.items() if c > 0]
+        heapq.heapify(heap)
+        for t, m in enumerate(merge_pair):
+            if act[t]:
+                cm = count.get(m, 0)
+                popped, hits = [], 0
+                while heap and hits < k:
+                    neg, p = heap[0]
+                    if -neg != count.get(p, 0):
+                        heapq.heappop(heap)
+                        continue
+                    if -neg <= cm:
+                        break
+                    popped.append(heapq.heappop(heap))
+                    if p != m:
+                        ts.append(t)
+                        ps.append(p)
+                        hits += 1
+                for item in popped:
+                    heapq.heappush(heap, item)
+            for e in range(offsets[t + 1], offsets[t + 2]):
+                p = pairs[e]
+                c = count[p] = count.get(p, 0) + counts[e]
+                if c > 0:
+                    heapq.heappush(heap, (-c, p))
+            if len(heap) > 4 * len(count) + 1024:
+                heap = [(-c, p) for p, c in count.items() if c > 0]
+                heapq.heapify(heap)
+    key = np.unique(np.asarray(ts, dtype=np.int64) * trace.n_pairs + np.asarray(ps, dtype=np.int64))
+    return key // trace.n_pairs, key % trace.n_pairs
+
+
 class _Replay:
     """Mixed pair counts Σ_i w_i c_{i,p}^{(t)} replayed over all merges, with a max-heap of them."""
 
-    def __init__(self, trace: PairTrace):
+    def __init__(self, trace: PairTrace, active: np.ndarray):
         self.trace = trace
         self.starts, self.g_pair, self.offsets = trace.step_groups()
         self.g_pair_list = self.g_pair.tolist()
         self.offsets_list = self.offsets.tolist()
         self.merge_pair = trace.merge_pair.tolist()
+        self.active = active.tolist()
 
-    def violations(self, w: np.ndarray, v_merge: np.ndarray, v_pair: np.ndarray, per_merge: int,
-                   tol: float) -> list[tuple[float, int, int]]:
-        """(violation, t, pair) for up to `per_merge` pairs per merge that beat m(t) by more than the slacks."""
+    def violations(self, w: np.ndarray, v_merge: np.ndarray, v_pair: np.ndarray, per_merge: int, tol: float,
+                   in_model: set[int]) -> tuple[list[tuple[float, int, int]], np.ndarray, int]:
+        """Violated constraints not yet in the model, the worst violation per merge, and how many in-model
+        constraints were violated (0 unless the solver's tolerances are off).
+
+        A constraint (t, p) is violated when Σ_i w_i c_{i,p} − v_p > Σ_i w_i c_{i,m(t)} + v_t + tol with the
+        current slacks. Up to `per_merge` such pairs per merge are returned, the worst first.
+        """
         tr = self.trace
         gw = np.add.reduceat(tr.count * w[tr.cat], self.starts).tolist() if len(self.starts) else []
         mixed = [0.0] * tr.n_pairs
         slack = v_pair.tolist()
         vm = v_merge.tolist()
-        g_pair, offsets = self.g_pair_list, self.offsets_list
+        worst = np.zeros(tr.n_merges)
+        g_pair, offsets, active = self.g_pair_list, self.offsets_list, self.active
+        n_pairs = tr.n_pairs
         for g in range(offsets[0], offsets[1]):
             mixed[g_pair[g]] += gw[g]
-        heap = [(-(mixed[p] - slack[p]), p) for p in range(tr.n_pairs) if mixed[p] > 0]
+        heap = [(-(mixed[p] - slack[p]), p) for p in range(n_pairs) if mixed[p] > 0]
         heapq.heapify(heap)
         found: list[tuple[float, int, int]] = []
+        stale_in_model = 0
         for t, m in enumerate(self.merge_pair):
-            target = (mixed[m] if m >= 0 else 0.0) + vm[t] + tol
-            popped, hits = [], 0
-            while heap and hits < per_merge:
-                neg, p = heap[0]
-                key = mixed[p] - slack[p]
-                if -neg != key:
-                    heapq.heappop(heap)  # stale: the pair's count changed since this entry was pushed
-                    continue
-                if key <= target:
-                    break
-                popped.append(heapq.heappop(heap))
-                if p != m:
+            if active[t]:
+                target = mixed[m] + vm[t] + tol
+                popped, hits = [], 0
+                while heap and hits < per_merge:
+                    neg, p = heap[0]
+                    key = mixed[p] - slack[p]
+                    if -neg != key:
+                        heapq.heappop(heap)  # stale: the pair's count changed since this entry was pushed
+                        continue
+                    if key <= target:
+                        break
+                    popped.append(heapq.heappop(heap))
+                    if p == m:
+                        continue
+                    if hits == 0:
+                        worst[t] = key - target + tol
+                    if t * n_pairs + p in in_model:
+                        stale_in_model += 1
+                        continue
                     found.append((key - target + tol, t, p))
                     hits += 1
-            for item in popped:
-                heapq.heappush(heap, item)
+                for item in popped:
+                    heapq.heappush(heap, item)
             for g in range(offsets[t + 1], offsets[t + 2]):
                 p = g_pair[g]
                 mixed[p] += gw[g]
                 heapq.heappush(heap, (-(mixed[p] - slack[p]), p))
-            if len(heap) > 4 * tr.n_pairs + 1024:
-                heap = [(-(mixed[p] - slack[p]), p) for p in range(tr.n_pairs) if mixed[p] > 0]
+            if len(heap) > 4 * n_pairs + 1024:
+                heap = [(-(mixed[p] - slack[p]), p) for p in range(n_pairs) if mixed[p] > 0]
                 heapq.heapify(heap)
-        return found
+        return found, worst, stale_in_model
 
 
 def solve_mixture(
@@ -100,81 +192,105 @@ def solve_mixture(
     *,
     scale: float = 1e6,
     per_merge: int = 10,
-    per_round: int = 20_000,
+    per_round: int | None = None,
     max_rounds: int = 50,
-    tol: float = 1e-6,
+    tol: float = 1e-3,
+    gap_tol: float = 0.0,
     time_limit: float | None = None,
     max_seconds: float | None = None,
+    skip_unseen: bool = True,
+    solver: str = "ipm",
+    seed_per_category: int = 2,
 ) -> LPResult:
     """Infer the category mixture from `trace`; counts are normalised per category and multiplied by `scale`.
 
-    Normalised counts fall to ~1e-6 at late merges, under HiGHS's tolerances, hence `scale`. `tol` is the
-    violation (in scaled units) below which a constraint counts as satisfied. Rounds stop after `max_rounds`
-    or `max_seconds`; `converged` then says False.
+    Normalised counts fall to ~1e-6 at late merges, under HiGHS's tolerances, hence `scale`. `tol` (scaled
+    units; 1e-3 is a thousandth of one occurrence in a 1 MB sample) is the violation below which a constraint
+    counts as satisfied: well above the solver's feasibility error, so a constraint in the model is never found
+    violated again. `per_round` caps the constraints added per round (None: up to `per_merge` for every
+    merge). `seed_per_category` > 0 first solves with each category's top rivals of every merge
+    (`category_rivals`). Rounds stop when nothing is violated, the bound gap is ≤ `gap_tol`, or after
+    `max_rounds` / `max_seconds`; `converged` is True only in the first case.
     """
     started = time.perf_counter()
     n = len(trace.categories)
     norm = scale / np.maximum(trace.pairs0, 1).astype(np.float64)
+    active = seen_merges(trace) if skip_unseen else trace.merge_pair >= 0
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
+    h.setOptionValue("solver", solver)
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
     inf = highspy.kHighsInf
-    h.addCols(n, np.zeros(n), np.zeros(n), np.full(n, inf), 0, np.array([], dtype=np.int32),
-              np.array([], dtype=np.int32), np.array([], dtype=np.float64))
+    empty_i, empty_f = np.array([], dtype=np.int32), np.array([], dtype=np.float64)
+    h.addCols(n, np.zeros(n), np.zeros(n), np.full(n, inf), 0, empty_i, empty_i, empty_f)
     h.addRows(1, np.array([1.0]), np.array([1.0]), n, np.array([0], dtype=np.int32),
               np.arange(n, dtype=np.int32), np.ones(n))
-    merge_col: dict[int, int] = {}
-    pair_col: dict[int, int] = {}
-    replay = _Replay(trace)
+    merge_col = np.full(trace.n_merges, -1, dtype=np.int64)
+    pair_col = np.full(trace.n_pairs, -1, dtype=np.int64)
+    n_cols = n
+    in_model: set[int] = set()
+    replay = _Replay(trace, active)
     alpha = np.full(n, 1.0 / n)
     v_merge = np.zeros(trace.n_merges)
     v_pair = np.zeros(trace.n_pairs)
     rounds, rows, log = 0, 0, []
     status, optimal, objective, converged, last_violated, iterations = "not solved", True, 0.0, False, 0, 0
-    while rounds < max_rounds and (max_seconds is None or time.perf_counter() - started < max_seconds):
-        found = replay.violations(alpha * norm, v_merge, v_pair, per_merge, tol)
-        last_violated = len(found)
-        if not found:
-            converged = True
-            break
-        worst = max(v for v, _, _ in found)
-        found = heapq.nlargest(per_round, found)
-        ts = np.array([t for _, t, _ in found], dtype=np.int64)
-        ps = np.array([p for _, _, p in found], dtype=np.int64)
+    upper, gap, replay_s, solver_s = float("inf"), float("inf"), 0.0, 0.0
+    seeds = category_rivals(trace, active, seed_per_category) if seed_per_category > 0 else None
+    if seeds is not None and not len(seeds[0]):
+        seeds = None
+    while True:
+        if seeds is not None:
+            (ts, ps), seeds = seeds, None
+            last_violated = 0
+            kind = "seed"
+        else:
+            kind = "replay"
+            t0 = time.perf_counter()
+            found, worst, stale = replay.violations(alpha * norm, v_merge, v_pair, per_merge, tol, in_model)
+            replay_s += time.perf_counter() - t0
+            last_violated = len(found)
+            upper = objective + float(worst.sum())
+            gap = (upper - objective) / upper if upper > 0 else 0.0
+            if log:
+                log[-1].update(violated_after=last_violated, in_model_violated=stale, upper_bound=upper,
+                               gap=round(gap, 9))
+                log_.info("mixture LP round %s", {k: v for k, v in log[-1].items() if k != "byte_shares"})
+            if not found:
+                converged, gap, upper = True, 0.0, objective
+                break
+            if (gap <= gap_tol or rounds >= max_rounds
+                    or (max_seconds is not None and time.perf_counter() - started >= max_seconds)):
+                break
+            if per_round is not None and len(found) > per_round:
+                found = heapq.nlargest(per_round, found)
+            ts = np.fromiter((t for _, t, _ in found), dtype=np.int64, count=len(found))
+            ps = np.fromiter((p for _, _, p in found), dtype=np.int64, count=len(found))
+        in_model.update((ts * trace.n_pairs + ps).tolist())
+        n_cols = _add_slack_cols(h, merge_col, np.unique(ts), n_cols)
+        n_cols = _add_slack_cols(h, pair_col, np.unique(ps), n_cols)
         ms = trace.merge_pair[ts]
-        c_p = trace.at(ts, ps).astype(np.float64)
-        c_m = np.where((ms >= 0)[:, None], trace.at(ts, np.maximum(ms, 0)), 0).astype(np.float64)
-        coef = (c_m - c_p) * norm[None, :]
-        new_cols = [("t", int(t)) for t in dict.fromkeys(ts.tolist()) if t not in merge_col]
-        new_cols += [("p", int(p)) for p in dict.fromkeys(ps.tolist()) if p not in pair_col]
-        if new_cols:
-            base = n + len(merge_col) + len(pair_col)
-            for k, (kind, idx) in enumerate(new_cols):
-                (merge_col if kind == "t" else pair_col)[idx] = base + k
-            k = len(new_cols)
-            h.addCols(k, np.ones(k), np.zeros(k), np.full(k, inf), 0, np.array([], dtype=np.int32),
-                      np.array([], dtype=np.int32), np.array([], dtype=np.float64))
-        starts, index, value = [], [], []
-        for r in range(len(found)):
-            starts.append(len(index))
-            nz = np.flatnonzero(coef[r])
-            index.extend(nz.tolist())
-            value.extend(coef[r, nz].tolist())
-            index += [merge_col[int(ts[r])], pair_col[int(ps[r])]]
-            value += [1.0, 1.0]
-        k = len(found)
-        h.addRows(k, np.zeros(k), np.full(k, inf), len(index), np.asarray(starts, dtype=np.int32),
-                  np.asarray(index, dtype=np.int32), np.asarray(value, dtype=np.float64))
+        coef = (trace.at(ts, ms) - trace.at(ts, ps)).astype(np.float64) * norm[None, :]
+        k = len(ts)
+        r, c = np.nonzero(coef)
+        row_idx = np.concatenate([r, np.arange(k), np.arange(k)])
+        col_idx = np.concatenate([c, merge_col[ts], pair_col[ps]])
+        vals = np.concatenate([coef[r, c], np.ones(2 * k)])
+        order = np.lexsort((col_idx, row_idx))
+        starts = np.searchsorted(row_idx[order], np.arange(k)).astype(np.int32)
+        h.addRows(k, np.zeros(k), np.full(k, inf), len(order), starts, col_idx[order].astype(np.int32),
+                  vals[order])
         rows += k
+        t0 = time.perf_counter()
         h.run()
+        solver_s += time.perf_counter() - t0
         rounds += 1
         model_status = h.getModelStatus()
         status = h.modelStatusToString(model_status)
         info = h.getInfo()
-        iterations = int(info.simplex_iteration_count)
-        log.append({"round": rounds, "violated": last_violated, "worst_violation": worst, "added": k,
-                    "rows": rows, "status": status,
+        iterations += int(info.simplex_iteration_count)
+        log.append({"round": rounds, "kind": kind, "violated": last_violated, "added": k, "rows": rows, "status": status,
                     "objective": float(info.objective_function_value),
                     "seconds": round(time.perf_counter() - started, 3)})
         if model_status != highspy.HighsModelStatus.kOptimal:
@@ -185,10 +301,10 @@ def solve_mixture(
         alpha = np.clip(col[:n], 0, None)
         alpha = alpha / alpha.sum() if alpha.sum() > 0 else np.full(n, 1.0 / n)
         log[-1]["byte_shares"] = byte_shares(alpha, trace).round(6).tolist()
-        for t, c in merge_col.items():
-            v_merge[t] = col[c]
-        for p, c in pair_col.items():
-            v_pair[p] = col[c]
+        has = merge_col >= 0
+        v_merge[has] = col[merge_col[has]]
+        has = pair_col >= 0
+        v_pair[has] = col[pair_col[has]]
     if not optimal:
         alpha = np.full(n, np.nan)
     return LPResult(
@@ -197,12 +313,28 @@ def solve_mixture(
         alpha=alpha,
         byte_shares=byte_shares(alpha, trace) if optimal else np.full(n, np.nan),
         objective=objective,
+        upper_bound=upper,
+        gap=gap,
         rounds=rounds,
         constraints=rows,
-        columns=n + len(merge_col) + len(pair_col),
+        columns=n_cols,
         converged=converged,
-        violated_last_round=last_violated if not converged else 0,
+        violated_last_round=0 if converged else last_violated,
+        merges_used=int(active.sum()),
         seconds=time.perf_counter() - started,
+        replay_seconds=replay_s,
+        solver_seconds=solver_s,
         simplex_iterations=iterations,
         round_log=log,
     )
+
+
+def _add_slack_cols(h: highspy.Highs, col_of: np.ndarray, needed: np.ndarray, n_cols: int) -> int:
+    """Give each index in `needed` that has none a new slack column (cost 1, ≥ 0); return the column count."""
+    new = needed[col_of[needed] < 0]
+    if len(new):
+        col_of[new] = n_cols + np.arange(len(new))
+        k = len(new)
+        h.addCols(k, np.ones(k), np.zeros(k), np.full(k, highspy.kHighsInf), 0, np.array([], dtype=np.int32),
+                  np.array([], dtype=np.int32), np.array([], dtype=np.float64))
+    return n_cols + len(new)
