@@ -333,7 +333,7 @@ def test_sink_is_byte_identical_across_runs_and_worker_counts(tmp_path):
     assert meta.row_group(0).column(0).compression == "ZSTD"
     ids = pq.read_table(tmp_path / "a" / "documents" / "fra_X" / "part-00000.parquet").column("id").to_pylist()
     # rows come bucket by bucket (hash of the id), each bucket sorted by id
-    order = [(xxhash.xxh64_intdigest(i) % config.hash_buckets, i) for i in ids]
+    order = [(xxhash.xxh64_intdigest(i.encode()) % config.hash_buckets, i) for i in ids]
     assert order == sorted(order) and len(set(b for b, _ in order)) > 1
 
 

@@ -49,8 +49,8 @@ def load_sentences(root: Path, language: str) -> list[str]:
 def shingle_set(text: str, n: int = 5) -> set[int]:
     words = shingle_words(text)
     if len(words) < n:
-        return {xxhash.xxh3_64_intdigest(" ".join(words))} if words else set()
-    return {xxhash.xxh3_64_intdigest(" ".join(words[i : i + n])) for i in range(len(words) - n + 1)}
+        return {xxhash.xxh3_64_intdigest(" ".join(words).encode())} if words else set()
+    return {xxhash.xxh3_64_intdigest(" ".join(words[i : i + n]).encode()) for i in range(len(words) - n + 1)}
 
 
 def jaccard(a: set, b: set) -> float:

@@ -235,7 +235,7 @@ def sentence_key(doc_id: str, idx: int) -> str:
 
 
 def _shard_of(key: str, n_shards: int) -> int:
-    return xxhash.xxh64_intdigest(key) % n_shards
+    return xxhash.xxh64_intdigest(key.encode()) % n_shards
 
 
 class _SegmentFn(beam.DoFn):
@@ -286,7 +286,7 @@ class _LidFn(beam.DoFn):
 
 def _dedup_key(sent: dict):
     norm = " ".join(sent["text"].lower().split())
-    return (sent["partition"], xxhash.xxh64_hexdigest(norm)), sent
+    return (sent["partition"], xxhash.xxh64_hexdigest(norm.encode())), sent
 
 
 def _keep_first(item):
@@ -443,7 +443,7 @@ class _ScorePairFn(beam.DoFn):
                                          mined.margin.tolist(), mined.score.tolist()):
             s, t = sides["src"][i][1], sides["tgt"][j][1]
             yield {
-                "pair_id": xxhash.xxh64_hexdigest(f"{pair}\x00{s[3]}\x00{t[3]}"),
+                "pair_id": xxhash.xxh64_hexdigest(f"{pair}\x00{s[3]}\x00{t[3]}".encode()),
                 "pair": pair, "src_lang": plan.src_lang, "tgt_lang": plan.tgt_lang,
                 "src_text": s[3], "tgt_text": t[3], "src_doc_id": s[1], "tgt_doc_id": t[1],
                 "src_sent_idx": s[2], "tgt_sent_idx": t[2], "cosine": cos, "margin": mar, "score": score,

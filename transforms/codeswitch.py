@@ -527,7 +527,7 @@ class GroupResult:
 
 def _rng(seed: int, *keys: str | int) -> np.random.Generator:
     """A generator that depends only on the seed and the sample's identity, never on worker or order."""
-    digest = xxhash.xxh64_intdigest("\x1f".join(map(str, keys)), seed=seed & 0xFFFFFFFFFFFFFFFF)
+    digest = xxhash.xxh64_intdigest("\x1f".join(map(str, keys)).encode(), seed=seed & 0xFFFFFFFFFFFFFFFF)
     return np.random.default_rng([seed & 0xFFFFFFFF, digest])
 
 
@@ -630,7 +630,7 @@ def synthesize_group(language_pair: str, pairs: Iterable[dict], config: CodeSwit
             metrics = sample_metrics([lang for _, lang in sample.tokens])
             result.rows.append(
                 {
-                    "sample_id": xxhash.xxh64_hexdigest(f"{pair['pair_id']}\x1f{k}\x1f{config.seed}"),
+                    "sample_id": xxhash.xxh64_hexdigest(f"{pair['pair_id']}\x1f{k}\x1f{config.seed}".encode()),
                     "pair_id": pair["pair_id"],
                     "pair": language_pair,
                     "method": method,

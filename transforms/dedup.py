@@ -70,7 +70,7 @@ def shingle_words(text: str, script: str | None = None) -> list[str]:
 def exact_hash(text: str) -> bytes | None:
     """xxh3-128 of the normalised text, or None when nothing is left after normalisation."""
     normalised = normalize_for_dedup(text)
-    return xxhash.xxh3_128_digest(normalised) if normalised else None
+    return xxhash.xxh3_128_digest(normalised.encode()) if normalised else None
 
 
 def band_layout(config: DedupConfig) -> tuple[int, int]:
@@ -145,7 +145,7 @@ class MinHasher:
         else:
             grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
         seed = self.seed
-        return np.fromiter((xxhash.xxh3_64_intdigest(g, seed) for g in grams), dtype=np.uint64, count=len(grams))
+        return np.fromiter((xxhash.xxh3_64_intdigest(g.encode(), seed) for g in grams), dtype=np.uint64, count=len(grams))
 
     def permute(self, hashes: np.ndarray) -> np.ndarray:
         """(len(hashes), num_perm) array of (a*x + b) mod p, x = hash mod p, exact (no 64-bit wrap-around)."""

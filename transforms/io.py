@@ -428,7 +428,7 @@ class _SpillFn(beam.DoFn):
     def process(self, row: dict):
         part = safe_path_component(str(row.get(self.partition_field) or "")) if self.partition_field else ""
         key_value = str(row.get("id") or row.get("pair_id") or row.get("sample_id") or _dumps(row))
-        bucket = xxhash.xxh64_intdigest(key_value) % self.buckets
+        bucket = xxhash.xxh64_intdigest(key_value.encode()) % self.buckets
         self.buffer.setdefault((part, bucket), []).append(row)
         self.size += _row_bytes(row)
         if self.size >= self.spill_bytes:
