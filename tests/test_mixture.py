@@ -133,6 +133,69 @@ def test_solver_failure_is_reported_not_hidden(tmp_path):
     assert np.isnan(result.byte_shares).all()
 
 
+def _held_out_trace(tmp_path, merges: int = 40):
+    """Three languages, tokenizer trained on some lines, pairs counted on others: many violated pairs."""
+    langs = ("fra", "deu", "spa")
+    _train([line for lang in langs for line in _lines(lang)[:150] * (1 + langs.index(lang))], merges,
+           tmp_path / "tok.json")
+    ml = read_merge_list(tmp_path / "tok.json")
+    tables = {lang: Counter(w for line in _lines(lang)[200:320] for w in ml.pretokenizer(line)) for lang in langs}
+    return apply_merges(tables, ml, {lang: 1 for lang in langs})
+
+
+def _full_lp(trace, scale: float, fixed_alpha=None) -> float:
+    """The LP with every (merge, pair) constraint at once; returns its optimal objective (scaled units)."""
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix
+
+    n, T, P = len(trace.categories), trace.n_merges, trace.n_pairs
+    norm = scale / trace.pairs0
+    rows, cols, vals, r = [], [], [], 0
+    for t in range(T):
+        m = trace.merge_pair[t]
+        counts = trace.at(np.full(P, t), np.arange(P)) * norm
+        if m < 0 or not counts[m].any():
+            continue
+        for p in np.flatnonzero(counts.any(axis=1)):
+            if p == m:
+                continue
+            diff = counts[m] - counts[p]  # Σ α diff + v_t + v_p ≥ 0  ->  −Σ α diff − v_t − v_p ≤ 0
+            rows += [r] * (n + 2)
+            cols += list(range(n)) + [n + t, n + T + p]
+            vals += (-diff).tolist() + [-1.0, -1.0]
+            r += 1
+    a_ub = coo_matrix((vals, (rows, cols)), shape=(r, n + T + P)).tocsr()
+    cost = np.r_[np.zeros(n), np.ones(T + P)]
+    bounds = [(a, a) for a in fixed_alpha] if fixed_alpha is not None else [(0, None)] * n
+    res = linprog(cost, A_ub=a_ub, b_ub=np.zeros(r), A_eq=np.r_[np.ones(n), np.zeros(T + P)][None, :], b_eq=[1],
+                  bounds=bounds + [(0, None)] * (T + P), method="highs")
+    assert res.status == 0, res.message
+    return float(res.fun)
+
+
+@pytest.mark.parametrize("strides", [(), (4,)])
+def test_lazy_lp_solves_the_full_lp(tmp_path, strides):
+    trace = _held_out_trace(tmp_path)
+    result = solve_mixture(trace, coarse_strides=strides)
+    assert result.converged and result.optimal
+    assert result.rounds > 1  # the instance does need more than one round of constraints
+    assert result.violated_last_round == 0 and result.gap == 0.0
+    assert all(entry["in_model_violated"] == 0 for entry in result.round_log)  # nothing is ever re-added
+    full = _full_lp(trace, 1e6)
+    assert result.objective == pytest.approx(full, rel=1e-6)
+    # the lazy α is an optimal α of the full LP: fixing it there costs nothing more
+    assert _full_lp(trace, 1e6, fixed_alpha=result.alpha) == pytest.approx(full, rel=1e-6)
+
+
+def test_lp_bounds_bracket_the_optimum_when_stopped_early(tmp_path):
+    trace = _held_out_trace(tmp_path)
+    result = solve_mixture(trace, max_rounds=1)
+    full = _full_lp(trace, 1e6)
+    assert not result.converged and result.violated_last_round > 0
+    assert result.objective <= full * (1 + 1e-9) <= result.upper_bound * (1 + 1e-9)
+    assert 0 < result.gap < 1
+
+
 # --- readers -------------------------------------------------------------------------------------------
 
 

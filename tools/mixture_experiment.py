@@ -150,7 +150,8 @@ def run(args: argparse.Namespace) -> dict:
         else:
             pools[name] = (lines, lines)
     config = MixtureConfig(top_merges=None, min_category_bytes=0, warn_category_bytes=0,
-                           constraints_per_round=args.per_round, max_rounds=args.max_rounds)
+                           constraints_per_round=args.per_round, max_rounds=args.max_rounds,
+                           max_seconds=args.max_seconds)
     trials, solo_bpt = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.trials):
@@ -188,7 +189,8 @@ def run(args: argparse.Namespace) -> dict:
                 "categories": chosen, "true": true.tolist(), "estimate": est.tolist(),
                 "tc": tc_baseline(tok, count_lines).tolist(), "tee_ratio": ratio.tolist(),
                 "merges": len(merge_list.merges), "train_seconds": round(train_s, 2),
-                "solver": {key: report["solver"][key] for key in ("status", "rounds", "constraints", "converged")},
+                "solver": {key: report["solver"][key]
+                           for key in ("status", "rounds", "constraints", "converged", "gap")},
                 "timing": report["timing"],
                 "count_bytes": [int(samples[c].n_bytes) for c in chosen],
             })
@@ -215,6 +217,7 @@ def score(trials: list[dict], args: argparse.Namespace) -> dict:
         "log10_mse": summarize(method), "tc": summarize(tc), "uniform": summarize(uniform),
         "apply_mb_per_s_mean": float(np.mean([t["timing"]["apply_mb_per_s"] for t in trials])),
         "solve_seconds_mean": float(np.mean([t["timing"]["solve_seconds"] for t in trials])),
+        "converged": sum(bool(t["solver"]["converged"]) for t in trials),
         "details": trials if args.details else None,
     }
     if tee:
@@ -234,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-bytes", type=int, default=2_000_000, help="size of each trial's training text")
     ap.add_argument("--count-on", choices=["heldout", "train"], default="heldout")
     ap.add_argument("--max-bytes-per-category", type=int, help="sample each category down to this size first")
-    ap.add_argument("--per-round", type=int, default=20_000)
-    ap.add_argument("--max-rounds", type=int, default=50)
+    ap.add_argument("--per-round", type=int, help="cap on constraints added per LP round (default: none)")
+    ap.add_argument("--max-rounds", type=int, default=100)
+    ap.add_argument("--max-seconds", type=float, help="LP time budget per trial (default: none)")
     ap.add_argument("--details", action="store_true", help="include every trial's weights and estimates")
     args = ap.parse_args(argv)
     if args.make_tatoeba:

@@ -106,8 +106,10 @@ def infer(samples: Mapping[str, CategorySample], merges: MergeList, config: Mixt
     total_mb = sum(s.n_bytes for s in usable.values()) / 1e6
     result = solve_mixture(
         trace, scale=config.count_scale, per_merge=config.constraints_per_merge,
-        per_round=config.constraints_per_round, max_rounds=config.max_rounds, time_limit=config.time_limit_s,
-        max_seconds=config.max_seconds,
+        per_round=config.constraints_per_round, max_rounds=config.max_rounds, tol=config.violation_tol,
+        gap_tol=config.gap_tol, time_limit=config.time_limit_s, max_seconds=config.max_seconds,
+        skip_unseen=config.skip_unseen_merges, solver=config.lp_solver, warm_solver=config.lp_warm_solver,
+        coarse_strides=tuple(config.coarse_strides),
     )
     report["timing"] = {
         "apply_seconds": round(trace.apply_seconds, 3),
@@ -118,7 +120,10 @@ def infer(samples: Mapping[str, CategorySample], merges: MergeList, config: Mixt
     report["solver"] = {
         "solver": "HiGHS (highspy)", "status": result.status, "optimal": result.optimal,
         "objective": result.objective, "rounds": result.rounds, "constraints": result.constraints,
-        "columns": result.columns, "converged": result.converged,
+        "columns": result.columns, "converged": result.converged, "lower_bound": result.objective,
+        "upper_bound": result.upper_bound, "gap": result.gap, "phase": result.phase, "phases": result.phases,
+        "merges_with_rows": result.merges_used, "replay_seconds": round(result.replay_seconds, 3),
+        "solver_seconds": round(result.solver_seconds, 3),
         "violated_last_round": result.violated_last_round, "simplex_iterations": result.simplex_iterations,
         "pairs": trace.n_pairs, "unseen_merges": int((trace.merge_pair < 0).sum()), "rounds_log": result.round_log,
     }
@@ -126,9 +131,11 @@ def infer(samples: Mapping[str, CategorySample], merges: MergeList, config: Mixt
         report["error"] = f"the LP solver ended with status '{result.status}' (no optimum: shares are not reported)"
         return report
     if not result.converged:
-        report["warnings"].append(f"stopped after {result.rounds} rounds (max_rounds={config.max_rounds}, "
-                                  f"max_seconds={config.max_seconds}) with {result.violated_last_round} "
-                                  "constraints still violated: shares are those of the last solve")
+        report["warnings"].append(
+            f"stopped after {result.rounds} rounds (max_rounds={config.max_rounds}, max_seconds="
+            f"{config.max_seconds}, gap_tol={config.gap_tol}) in phase {result.phase}/{result.phases} with "
+            f"{result.violated_last_round} constraints still violated and a bound gap of {result.gap:.3g}: "
+            "shares are those of the last solve")
     index = {c: i for i, c in enumerate(trace.categories)}
     for row in report["categories"]:
         if row["included"]:

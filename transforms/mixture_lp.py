@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -33,8 +35,10 @@ class LPResult:
     alpha: np.ndarray  # pair shares (the LP's variable), NaN when the solver did not reach an optimum
     byte_shares: np.ndarray
     objective: float  # of the last restricted LP: a lower bound on the full LP's optimum (scaled units)
-    upper_bound: float  # objective of a feasible point of the full LP built from the last solution
+    upper_bound: float  # objective of a feasible point of the LP (phase's merges) built from the last solution
     gap: float  # (upper_bound − objective) / upper_bound; 0 at convergence
+    phase: int  # the coarse-to-fine phase reached (1-based); the bounds are the full LP's only in the last
+    phases: int
     rounds: int
     constraints: int
     columns: int
@@ -70,69 +74,18 @@ def seen_merges(trace: PairTrace) -> np.ndarray:
     return ok
 
 
-def category_rivals(trace: PairTrace, active: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(t, p) for the `k` pairs that beat merge t most in each single category, for every active merge.
-
-    Whatever α is, a pair that beats m(t) in the mixture beats it in some category, and the pairs that matter
-    most are the categories' own leaders: seeding the LP with them bounds v_t from the start at every corner
-    of the simplex, so the first solutions are not the wild corner points that a uniform-α start gives.
-    """
-    ts: list[int] = []
-    ps: list[int] = []
-    merge_pair = trace.merge_pair.tolist()
-    act = active.tolist()
-    for i in range(len(trace.categories)):
-        sel = trace.cat == i
-        steps, pairs, counts = trace.step[sel], trace.pair[sel].tolist(), trace.count[sel].tolist()
-        offsets = np.searchsorted(steps, np.arange(trace.n_merges + 2), side="left").tolist()
-        count: dict[int, int] = {}
-        for e in range(offsets[0], offsets[1]):
-            count[pairs[e]] = count.get(pairs[e], 0) + counts[e]
-        heap = [(-c, p) for p, c in count.items() if c > 0]
-        heapq.heapify(heap)
-        for t, m in enumerate(merge_pair):
-            if act[t]:
-                cm = count.get(m, 0)
-                popped, hits = [], 0
-                while heap and hits < k:
-                    neg, p = heap[0]
-                    if -neg != count.get(p, 0):
-                        heapq.heappop(heap)
-                        continue
-                    if -neg <= cm:
-                        break
-                    popped.append(heapq.heappop(heap))
-                    if p != m:
-                        ts.append(t)
-                        ps.append(p)
-                        hits += 1
-                for item in popped:
-                    heapq.heappush(heap, item)
-            for e in range(offsets[t + 1], offsets[t + 2]):
-                p = pairs[e]
-                c = count[p] = count.get(p, 0) + counts[e]
-                if c > 0:
-                    heapq.heappush(heap, (-c, p))
-            if len(heap) > 4 * len(count) + 1024:
-                heap = [(-c, p) for p, c in count.items() if c > 0]
-                heapq.heapify(heap)
-    key = np.unique(np.asarray(ts, dtype=np.int64) * trace.n_pairs + np.asarray(ps, dtype=np.int64))
-    return key // trace.n_pairs, key % trace.n_pairs
-
-
 class _Replay:
     """Mixed pair counts Σ_i w_i c_{i,p}^{(t)} replayed over all merges, with a max-heap of them."""
 
-    def __init__(self, trace: PairTrace, active: np.ndarray):
+    def __init__(self, trace: PairTrace):
         self.trace = trace
         self.starts, self.g_pair, self.offsets = trace.step_groups()
         self.g_pair_list = self.g_pair.tolist()
         self.offsets_list = self.offsets.tolist()
         self.merge_pair = trace.merge_pair.tolist()
-        self.active = active.tolist()
 
     def violations(self, w: np.ndarray, v_merge: np.ndarray, v_pair: np.ndarray, per_merge: int, tol: float,
-                   in_model: set[int]) -> tuple[list[tuple[float, int, int]], np.ndarray, int]:
+                   in_model: set[int], active: list[bool]) -> tuple[list[tuple[float, int, int]], np.ndarray, int]:
         """Violated constraints not yet in the model, the worst violation per merge, and how many in-model
         constraints were violated (0 unless the solver's tolerances are off).
 
@@ -145,7 +98,7 @@ class _Replay:
         slack = v_pair.tolist()
         vm = v_merge.tolist()
         worst = np.zeros(tr.n_merges)
-        g_pair, offsets, active = self.g_pair_list, self.offsets_list, self.active
+        g_pair, offsets = self.g_pair_list, self.offsets_list
         n_pairs = tr.n_pairs
         for g in range(offsets[0], offsets[1]):
             mixed[g_pair[g]] += gw[g]
@@ -200,7 +153,8 @@ def solve_mixture(
     max_seconds: float | None = None,
     skip_unseen: bool = True,
     solver: str = "ipm",
-    seed_per_category: int = 2,
+    warm_solver: str = "simplex",
+    coarse_strides: tuple[int, ...] = (),
 ) -> LPResult:
     """Infer the category mixture from `trace`; counts are normalised per category and multiplied by `scale`.
 
@@ -208,16 +162,18 @@ def solve_mixture(
     units; 1e-3 is a thousandth of one occurrence in a 1 MB sample) is the violation below which a constraint
     counts as satisfied: well above the solver's feasibility error, so a constraint in the model is never found
     violated again. `per_round` caps the constraints added per round (None: up to `per_merge` for every
-    merge). `seed_per_category` > 0 first solves with each category's top rivals of every merge
-    (`category_rivals`). Rounds stop when nothing is violated, the bound gap is ≤ `gap_tol`, or after
-    `max_rounds` / `max_seconds`; `converged` is True only in the first case.
+    merge). `coarse_strides` (e.g. (16, 4)) first solve on every 16th merge, then every 4th, then all: the
+    rows found there are rows of the full LP too, and they bring α close to its optimum cheaply, so the dense
+    rounds no longer jump between corners of the simplex. Rounds stop when nothing is violated, the bound gap
+    is ≤ `gap_tol` in the last phase, or after `max_rounds` / `max_seconds`; `converged` is True only in the
+    first case. `solver` solves the first round, `warm_solver` the later ones (HiGHS: "ipm", "simplex" (dual,
+    warm-started from the last basis) or "pdlp").
     """
     started = time.perf_counter()
     n = len(trace.categories)
     norm = scale / np.maximum(trace.pairs0, 1).astype(np.float64)
     active = seen_merges(trace) if skip_unseen else trace.merge_pair >= 0
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = _quiet_highs()
     h.setOptionValue("solver", solver)
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
@@ -230,43 +186,44 @@ def solve_mixture(
     pair_col = np.full(trace.n_pairs, -1, dtype=np.int64)
     n_cols = n
     in_model: set[int] = set()
-    replay = _Replay(trace, active)
+    replay = _Replay(trace)
+    steps = np.arange(trace.n_merges)
+    phases = [(active & (steps % s == 0)).tolist() for s in sorted(set(coarse_strides) - {1}, reverse=True)]
+    phases.append(active.tolist())
+    phase = 0
     alpha = np.full(n, 1.0 / n)
     v_merge = np.zeros(trace.n_merges)
     v_pair = np.zeros(trace.n_pairs)
     rounds, rows, log = 0, 0, []
     status, optimal, objective, converged, last_violated, iterations = "not solved", True, 0.0, False, 0, 0
     upper, gap, replay_s, solver_s = float("inf"), float("inf"), 0.0, 0.0
-    seeds = category_rivals(trace, active, seed_per_category) if seed_per_category > 0 else None
-    if seeds is not None and not len(seeds[0]):
-        seeds = None
     while True:
-        if seeds is not None:
-            (ts, ps), seeds = seeds, None
-            last_violated = 0
-            kind = "seed"
-        else:
-            kind = "replay"
-            t0 = time.perf_counter()
-            found, worst, stale = replay.violations(alpha * norm, v_merge, v_pair, per_merge, tol, in_model)
-            replay_s += time.perf_counter() - t0
-            last_violated = len(found)
-            upper = objective + float(worst.sum())
-            gap = (upper - objective) / upper if upper > 0 else 0.0
-            if log:
-                log[-1].update(violated_after=last_violated, in_model_violated=stale, upper_bound=upper,
-                               gap=round(gap, 9))
-                log_.info("mixture LP round %s", {k: v for k, v in log[-1].items() if k != "byte_shares"})
-            if not found:
-                converged, gap, upper = True, 0.0, objective
-                break
-            if (gap <= gap_tol or rounds >= max_rounds
-                    or (max_seconds is not None and time.perf_counter() - started >= max_seconds)):
-                break
-            if per_round is not None and len(found) > per_round:
-                found = heapq.nlargest(per_round, found)
-            ts = np.fromiter((t for _, t, _ in found), dtype=np.int64, count=len(found))
-            ps = np.fromiter((p for _, _, p in found), dtype=np.int64, count=len(found))
+        t0 = time.perf_counter()
+        found, worst, stale = replay.violations(alpha * norm, v_merge, v_pair, per_merge, tol, in_model,
+                                                phases[phase])
+        replay_s += time.perf_counter() - t0
+        last_violated = len(found)
+        upper = objective + float(worst.sum())
+        gap = (upper - objective) / upper if upper > 0 else 0.0
+        if log and "violated_after" not in log[-1]:
+            log[-1].update(violated_after=last_violated, in_model_violated=stale, upper_bound=upper,
+                           gap=round(gap, 9))
+            log_.info("mixture LP round %s", {k: v for k, v in log[-1].items() if k != "byte_shares"})
+        if not found and phase + 1 < len(phases):
+            phase += 1  # this subset of merges is solved: refine on the next, denser one
+            log_.info("mixture LP: phase %d of %d solved after %d rounds", phase, len(phases), rounds)
+            continue
+        if not found:
+            converged, gap, upper = True, 0.0, objective
+            break
+        last_phase = phase + 1 == len(phases)
+        if ((last_phase and gap <= gap_tol) or rounds >= max_rounds
+                or (max_seconds is not None and time.perf_counter() - started >= max_seconds)):
+            break
+        if per_round is not None and len(found) > per_round:
+            found = heapq.nlargest(per_round, found)
+        ts = np.fromiter((t for _, t, _ in found), dtype=np.int64, count=len(found))
+        ps = np.fromiter((p for _, _, p in found), dtype=np.int64, count=len(found))
         in_model.update((ts * trace.n_pairs + ps).tolist())
         n_cols = _add_slack_cols(h, merge_col, np.unique(ts), n_cols)
         n_cols = _add_slack_cols(h, pair_col, np.unique(ps), n_cols)
@@ -284,14 +241,15 @@ def solve_mixture(
         rows += k
         t0 = time.perf_counter()
         h.run()
+        h.setOptionValue("solver", warm_solver)  # later rounds only add rows: re-solve from this basis
         solver_s += time.perf_counter() - t0
         rounds += 1
         model_status = h.getModelStatus()
         status = h.modelStatusToString(model_status)
         info = h.getInfo()
         iterations += int(info.simplex_iteration_count)
-        log.append({"round": rounds, "kind": kind, "violated": last_violated, "added": k, "rows": rows, "status": status,
-                    "objective": float(info.objective_function_value),
+        log.append({"round": rounds, "phase": phase + 1, "violated": last_violated, "added": k, "rows": rows,
+                    "status": status, "objective": float(info.objective_function_value),
                     "seconds": round(time.perf_counter() - started, 3)})
         if model_status != highspy.HighsModelStatus.kOptimal:
             optimal = False
@@ -319,6 +277,8 @@ def solve_mixture(
         constraints=rows,
         columns=n_cols,
         converged=converged,
+        phase=phase + 1,
+        phases=len(phases),
         violated_last_round=0 if converged else last_violated,
         merges_used=int(active.sum()),
         seconds=time.perf_counter() - started,
@@ -338,3 +298,18 @@ def _add_slack_cols(h: highspy.Highs, col_of: np.ndarray, needed: np.ndarray, n_
         h.addCols(k, np.ones(k), np.zeros(k), np.full(k, highspy.kHighsInf), 0, np.array([], dtype=np.int32),
                   np.array([], dtype=np.int32), np.array([], dtype=np.float64))
     return n_cols + len(new)
+
+
+def _quiet_highs() -> highspy.Highs:
+    """A silent HiGHS instance. Its constructor prints a banner on stdout, which would corrupt the CLIs' JSON
+    output, so that one line goes to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    h.setOptionValue("output_flag", False)
+    return h

@@ -22,6 +22,7 @@ from tools.infer_mixture import category_files
 from tools.mixture_experiment import draw_bytes, load_lines, log_mse, train_bpe
 from transforms.mixture_apply import apply_merges
 from transforms.mixture_lp import solve_mixture
+from transforms.config import MixtureConfig
 from transforms.mixture import CategorySample
 from transforms.mixture_merges import read_merge_list
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-bytes", type=int, default=3_000_000)
     ap.add_argument("--min-bytes", type=int, default=15_000, help="only categories with this much text")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-seconds", type=float, default=None, help="LP time budget (default: none)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     pools = {name: load_lines(files) for name, files in category_files(args.categories).items()}
@@ -63,15 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     out["count_seconds"] = round(time.perf_counter() - t0, 2)
     sample_mb = sum(s.n_bytes for s in samples.values()) / 1e6
     trace = apply_merges({c: s.words for c, s in samples.items()}, merges, {c: s.n_bytes for c, s in samples.items()})
-    result = solve_mixture(trace)
+    cfg = MixtureConfig(max_seconds=args.max_seconds)
+    result = solve_mixture(trace, coarse_strides=tuple(cfg.coarse_strides), solver=cfg.lp_solver,
+                           warm_solver=cfg.lp_warm_solver, max_rounds=cfg.max_rounds, max_seconds=cfg.max_seconds)
     est = result.byte_shares[[trace.categories.index(c) for c in chosen]]
     out.update({
         "sample_mb": round(sample_mb, 3),
         "apply_seconds": round(trace.apply_seconds, 2),
         "apply_mb_per_s": round(sample_mb / trace.apply_seconds, 3),
         "pairs": trace.n_pairs, "trace_entries": int(len(trace.step)),
-        "solve_seconds": round(result.seconds, 2), "status": result.status, "rounds": result.rounds,
-        "constraints": result.constraints, "converged": result.converged,
+        "solve_seconds": round(result.seconds, 2), "replay_seconds": round(result.replay_seconds, 2),
+        "solver_seconds": round(result.solver_seconds, 2), "status": result.status, "rounds": result.rounds,
+        "constraints": result.constraints, "converged": result.converged, "gap": result.gap,
+        "phase": f"{result.phase}/{result.phases}",
         "full_solve_seconds": round(trace.apply_seconds + result.seconds, 2),
         "log10_mse_in_sample": round(log_mse(est, true), 3),
     })
