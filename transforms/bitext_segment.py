@@ -25,17 +25,13 @@ from functools import lru_cache
 
 import regex
 
+from transforms.langid import ISO639_1_TO_3
 from transforms.text import script_of
 
-# ISO 639-3 -> the locale ICU and pysbd know the language by.
-_LOCALES = {
-    "eng": "en", "fra": "fr", "deu": "de", "spa": "es", "ita": "it", "por": "pt", "nld": "nl", "pol": "pl",
-    "rus": "ru", "tur": "tr", "ara": "ar", "arb": "ar", "cmn": "zh", "zho": "zh", "yue": "zh", "wuu": "zh",
-    "jpn": "ja", "kor": "ko", "tha": "th", "hin": "hi", "mar": "mr", "amh": "am", "hye": "hy", "bul": "bg",
-    "urd": "ur", "fas": "fa", "pes": "fa", "dan": "da", "mya": "my", "ell": "el", "kaz": "kk", "slk": "sk",
-    "ces": "cs", "swe": "sv", "fin": "fi", "hun": "hu", "ron": "ro", "ukr": "uk", "heb": "he", "vie": "vi",
-    "ind": "id", "lao": "lo", "khm": "km",
-}
+# ISO 639-3 -> the locale ICU and pysbd know the language by: the inverse of language ID's ISO 639-1 table,
+# plus the individual languages whose macrolanguage has the two-letter code.
+_LOCALES = {**{three: two for two, three in ISO639_1_TO_3.items()},
+            "arb": "ar", "cmn": "zh", "zho": "zh", "yue": "zh", "wuu": "zh", "pes": "fa"}
 _SPACE_DELIMITED_SCRIPTS = frozenset({"Thai", "Laoo", "Khmr"})
 _WORD_BEFORE_DOT = regex.compile(r"(\w+)\.\s*$")
 _INITIAL = regex.compile(r"(?:^|\s)\p{Lu}\.\s*$")
