@@ -87,6 +87,32 @@ def test_dask_runner_runs_every_branch_keeps_finish_bundle_outputs_and_separates
     assert json.loads((tmp_path / "total").read_text()) == 500
 
 
+class _Touch(beam.DoFn):
+    """Leaves one file per element it processes, so a test can count how often upstream work ran."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def process(self, x):
+        Path(self.folder, f"{x}-{os.getpid()}-{time.monotonic_ns()}").touch()
+        yield x
+
+
+def test_dask_side_inputs_are_computed_once_and_seen_by_every_partition(dask_cluster, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    options = PipelineOptions([f"--dask_client_address={dask_cluster.scheduler_address}"])
+    with beam.Pipeline(runner=runner_for("DaskRunner"), options=options) as p:
+        small = p | "Small" >> beam.Create(range(10)) | "Touch" >> beam.ParDo(_Touch(str(marks)))
+        total = small | "Sum" >> beam.CombineGlobally(sum)
+        (p | "Main" >> beam.Create(range(400)).with_output_types(int) | beam.Reshuffle()
+         | "Add" >> beam.Map(lambda x, s, items: x + s + len(items), s=beam.pvalue.AsSingleton(total),
+                             items=beam.pvalue.AsList(small))
+         | "Max" >> beam.CombineGlobally(max) | "WriteMax" >> beam.Map(_write(tmp_path / "max")))
+    assert json.loads((tmp_path / "max").read_text()) == 399 + 45 + 10
+    assert sorted(int(name.split("-")[0]) for name in os.listdir(marks)) == list(range(10))
+
+
 @pytest.mark.slow
 def test_whole_pipeline_on_dask_equals_direct_runner(dask_cluster, tmp_path):
     direct, dask = str(tmp_path / "direct"), str(tmp_path / "dask")

@@ -297,6 +297,21 @@ def _keep_first(item):
         yield _stat(partition, "sentences_duplicate", len(sents) - 1)
 
 
+def _encode_group(sent: dict, counts: dict, group_size: int):
+    """Keys a sentence to a fixed group of its partition. Encoder batches are then cut from sorted groups and never
+    depend on how a runner bundled elements; neither do the embeddings, whose last bits change with a batch's
+    padding and BLAS blocking."""
+    key = sentence_key(sent["doc_id"], sent["idx"])
+    return (sent["partition"], _shard_of(key, math.ceil(counts[sent["partition"]] / group_size))), sent
+
+
+def _fixed_batches(item, batch_size: int):
+    _, sents = item
+    sents = sorted(sents, key=lambda s: (s["doc_id"], s["idx"]))
+    for i in range(0, len(sents), batch_size):
+        yield sents[i:i + batch_size]
+
+
 class _EmbedFn(beam.DoFn):
     """Embeds a batch of sentences with the encoders their pairs need and routes them to kNN grid cells."""
 
@@ -464,7 +479,9 @@ class Embed(beam.PTransform):
                      | "OneLang" >> beam.CombinePerKey(min))
         out = (
             sentences
-            | "Batch" >> beam.BatchElements(min_batch_size=8, max_batch_size=self.config.batch_size)
+            | "EncodeGroup" >> beam.Map(_encode_group, beam.pvalue.AsDict(counts), self.config.batch_size * 64)
+            | "GroupEncode" >> beam.GroupByKey()
+            | "FixedBatches" >> beam.FlatMap(_fixed_batches, self.config.batch_size)
             | "Encode" >> beam.ParDo(_EmbedFn(self.config), beam.pvalue.AsDict(counts),
                                      beam.pvalue.AsDict(languages)).with_outputs("stats", main="cells")
         )
