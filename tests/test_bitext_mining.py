@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -226,3 +228,19 @@ def test_sentence_transformer_languages_must_be_declared():
         validate_spec("laser")
     with pytest.raises(ValueError):
         BitextConfig(encoders=["nope"])
+
+
+@pytest.mark.parametrize("spec", [None, "IVF16,Flat"])
+def test_knn_does_not_depend_on_faiss_thread_count(spec):
+    import faiss
+
+    rng = np.random.default_rng(0)
+    x = normalize_rows(rng.normal(size=(300, 512)).astype(np.float32))
+    y = normalize_rows(rng.normal(size=(700, 512)).astype(np.float32))
+    results = []
+    for threads in (1, 2):
+        faiss.omp_set_num_threads(threads)
+        results.append(knn(x, y, 4, index_spec=spec))
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    (s1, i1), (s2, i2) = results
+    assert np.array_equal(i1, i2) and s1.tobytes() == s2.tobytes()

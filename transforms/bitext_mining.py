@@ -38,6 +38,8 @@ def knn(queries: np.ndarray, db: np.ndarray, k: int, flat_max: int = 10_000, npr
     `index_spec` is a faiss index_factory string with an IVF stage; None picks stopes' choice by size.
     Approximate indexes search 4k candidates and re-rank them with exact inner products, so every returned
     similarity is exact; only the candidate set can miss a neighbour. Missing slots (k > len(db)) hold id -1.
+    faiss's scores change in the last bit with its thread count, so the k + 2 best are scored again with one
+    fixed-order dot product each and sorted by (score, id): results are the same on every runner.
     """
     nq, dim = queries.shape
     k_eff = min(k, len(db))
@@ -48,10 +50,11 @@ def knn(queries: np.ndarray, db: np.ndarray, k: int, flat_max: int = 10_000, npr
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     db = np.ascontiguousarray(db, dtype=np.float32)
     kind = index_spec or index_factory_string(len(db), dim, flat_max)
+    wide = min(k_eff + 2, len(db))
     if kind == "Flat":
         index = faiss.IndexFlatIP(dim)
         index.add(db)
-        s, i = index.search(queries, k_eff)
+        s, i = index.search(queries, wide)
     else:
         base = faiss.index_factory(dim, kind, faiss.METRIC_INNER_PRODUCT)
         ivf = faiss.downcast_index(faiss.extract_index_ivf(base))
@@ -65,9 +68,11 @@ def knn(queries: np.ndarray, db: np.ndarray, k: int, flat_max: int = 10_000, npr
         ivf.nprobe = min(nprobe, ivf.nlist)
         index = faiss.IndexRefineFlat(base, faiss.swig_ptr(db))
         index.k_factor = 4.0
-        s, i = index.search(queries, k_eff)
-    sims[:, :k_eff] = s
-    ids[:, :k_eff] = i
+        s, i = index.search(queries, wide)
+    s = np.where(i >= 0, np.einsum("qd,qkd->qk", queries, db[np.maximum(i, 0)]), -np.inf).astype(np.float32)
+    order = np.lexsort((np.where(i < 0, np.iinfo(np.int64).max, i), -s), axis=1)[:, :k_eff]
+    sims[:, :k_eff] = np.take_along_axis(s, order, axis=1)
+    ids[:, :k_eff] = np.take_along_axis(i, order, axis=1)
     sims[ids < 0] = -np.inf
     return sims, ids
 
