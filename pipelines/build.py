@@ -204,7 +204,8 @@ def run(argv: list[str] | None = None) -> int:
     result.wait_until_finish()
     elapsed = time.time() - started
     manifest = run_manifest.finalize(output_dir, files, stages, config, argv, plan.fingerprint, elapsed,
-                                     plan.lineage, plan.skipped, plan.checksums)
+                                     plan.lineage, plan.skipped, plan.checksums,
+                                     run_manifest.busy_seconds(result, stages))
     run_report.write(manifest, output_dir)
     print(run_manifest.summary(manifest))
     corrupt = manifest["accounting"]["corrupt_inputs"]

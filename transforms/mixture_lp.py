@@ -208,7 +208,9 @@ def solve_mixture(
         if log and "violated_after" not in log[-1]:
             log[-1].update(violated_after=last_violated, in_model_violated=stale, upper_bound=upper,
                            gap=round(gap, 9))
-            log_.info("mixture LP round %s", {k: v for k, v in log[-1].items() if k != "byte_shares"})
+            r = log[-1]
+            log_.info("mixture LP round %d (phase %d): %s rows, %s constraints violated, gap %.3f, %.1f s",
+                      r["round"], r["phase"], f"{r['rows']:,}", f"{last_violated:,}", gap, r["seconds"])
         if not found and phase + 1 < len(phases):
             phase += 1  # this subset of merges is solved: refine on the next, denser one
             log_.info("mixture LP: phase %d of %d solved after %d rounds", phase, len(phases), rounds)
