@@ -7,10 +7,11 @@ Builds one multilingual JSONL corpus (tools.bench.bench_pipeline's generator), t
 - `multiprocess`: DirectRunner, `--direct_num_workers=2 --direct_running_mode=multi_processing`;
 - `dask`: DaskRunner against a `dask scheduler` and `dask worker --nworkers 2 --nthreads 1` started here.
 
-Reports wall time, documents/s, peak summed RSS (driver and, for Dask, the workers) and checks that the three
-runs wrote byte-identical documents. Prints JSON.
+Reports wall time, documents/s, peak summed RSS (driver and, for Dask, the workers), the worker time per stage
+the DirectRunner measured (manifest `busy_s`; the DaskRunner has no metrics API) and checks that the three
+runs wrote byte-identical documents. Prints JSON (also to `--json`), the input of `tools.bench.scaling_model`.
 
-    python -m tools.bench.bench_runners --docs 100000
+    python -m tools.bench.bench_runners --docs 100000 --json tools/bench/runners_100k.json
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def _result(measured: dict, output: Path, n_docs: int) -> dict:
         kept=manifest["accounting"]["kept"],
         closes=manifest["accounting"]["closes"],
         documents_sha256=_digest(output),
+        input_bytes=sum(i["bytes"] for i in manifest["inputs"]),
+        busy_s=manifest.get("busy_s"),
     )
     return measured
 
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--runners", default="in_process,multiprocess,dask")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_runners_"))
     corpus = work / "corpus"
@@ -118,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     digests = {name: r["documents_sha256"] for name, r in results.items() if isinstance(r, dict)}
     results["identical_documents"] = len(set(digests.values())) == 1
     print(json.dumps(results, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
 
