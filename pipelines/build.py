@@ -110,16 +110,18 @@ def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig
     written = [
         stage_input | "WriteDocuments" >> WriteParquetShards(
             output_dir, "documents", DOCUMENT_SCHEMA, out, partition_field="partition", prefix=prefix),
-        (rejected | "AllRejected" >> beam.Flatten()) | "WriteRejected" >> WriteParquetShards(
+        tuple(rejected) | "WriteRejected" >> WriteParquetShards(
             output_dir, "rejected", REJECTED_SCHEMA, out, partition_field="stage", prefix=prefix),
         read["quarantine"] | "WriteQuarantine" >> WriteParquetShards(
             output_dir, "quarantine", QUARANTINE_SCHEMA, out, sort_fields=("source", "location"), prefix=prefix),
     ]
-    stats.append(stage_input | "ProfileDocuments" >> beam.FlatMap(document_profile))
+    stats.append(stage_input | "ProfileDocuments" >> beam.FlatMap(document_profile)
+                 | "SumProfile" >> beam.CombinePerKey(sum))
     for table_name, rows, spec in tables:
         if table_name in REPORT_HISTOGRAMS:
             field, width, group = REPORT_HISTOGRAMS[table_name]
-            stats.append(rows | f"Profile_{table_name}" >> beam.FlatMap(value_histogram(field, width, group)))
+            stats.append(rows | f"Profile_{table_name}" >> beam.FlatMap(value_histogram(field, width, group))
+                         | f"SumProfile_{table_name}" >> beam.CombinePerKey(sum))
         written.append(rows | f"Write_{table_name}" >> WriteParquetShards(
             output_dir, spec.folder, spec.schema, out, partition_field=spec.partition_field,
             sort_fields=spec.sort_fields or ("id",), prefix=prefix))

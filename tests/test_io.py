@@ -120,7 +120,8 @@ def test_byte_range_split_reads_exactly_the_whole_file(tmp_path_factory, lines, 
     config = IngestConfig(split_bytes=split)
     files = expand_inputs([str(path)])
     items = plan_reads(files, config)
-    if len(data) > split:
+    compressed = data.startswith((b"\x1f\x8b", b"\x28\xb5\x2f\xfd"))  # sniffed as gzip/zstd: never split
+    if len(data) > split and not compressed:
         assert len(items) == -(-len(data) // split)
     assert _canonical(read_items(items, config)) == _canonical(whole)
 

@@ -30,11 +30,12 @@ def _event_key(stage: str, kind: str, reason):
 
 
 def count_events(pcoll, label: str, stage: str, kind: str, reason=None):
-    """((stage, partition, kind, reason), 1) per element; kind is in, kept, dropped or quarantined.
+    """((stage, partition, kind, reason), count) totals; kind is in, kept, dropped or quarantined.
 
-    `reason` is a field name of the row or a function of the row.
+    `reason` is a field name of the row or a function of the row. The counts are summed right here, where Beam
+    combines them inside each bundle, so one total per key leaves the stage rather than one event per record.
     """
-    return pcoll | label >> beam.Map(_event_key(stage, kind, reason))
+    return pcoll | label >> beam.Map(_event_key(stage, kind, reason)) | f"{label}Sum" >> beam.CombinePerKey(sum)
 
 
 def document_profile(doc: dict):

@@ -563,11 +563,18 @@ class WriteParquetShards(beam.PTransform):
         self.sort_fields = tuple(sort_fields) + tuple(n for n in ("text", "source") if n not in sort_fields)
 
     def expand(self, rows):
+        """`rows` is one PCollection or several (a tuple): each is spilled where it is produced and only the
+        spill references are flattened. A Flatten of the rows themselves would make the DirectRunner buffer
+        every row of its inputs in the driver."""
         cfg = self.config
+        inputs = rows if isinstance(rows, (tuple, list)) else (rows,)
+        refs = [
+            pcoll | f"Spill{i or ''}" >> beam.ParDo(_SpillFn(self.staging, self.schema, self.partition_field,
+                                                             cfg.hash_buckets, cfg.spill_bytes))
+            for i, pcoll in enumerate(inputs)
+        ]
         return (
-            rows
-            | "Spill" >> beam.ParDo(_SpillFn(self.staging, self.schema, self.partition_field, cfg.hash_buckets,
-                                            cfg.spill_bytes))
+            (refs[0] if len(refs) == 1 else refs | "AllSpills" >> beam.Flatten())
             | "GroupBuckets" >> beam.GroupByKey()
             | "ByPartition" >> beam.Map(lambda kv: (kv[0][0], (kv[0][1], list(kv[1]))))
             | "GroupPartitions" >> beam.GroupByKey()
