@@ -476,3 +476,15 @@ def test_sbatch_directives_come_before_the_first_command():
     (scheduler,) = shell_commands("\n".join(lines), "dask", "scheduler")
     (worker,) = shell_commands("\n".join(lines), "dask", "worker")
     assert option_values(scheduler, "scheduler-file") == option_values(worker, "scheduler-file") == ['$SCHEDULER_FILE']
+
+
+def test_readme_build_commands_use_only_real_options():
+    commands = build_commands(markdown_code(REPO / "README.md"))
+    assert {"FlinkRunner", "SparkRunner", "DataflowRunner", "DaskRunner"} <= {
+        v for args in commands for v in option_values(args, "runner")}
+    for args in commands:
+        assert unknown_arguments(args) == [], f"README.md: {shlex.join(args)}"
+        try:
+            PipelineOptions(args).get_all_options()
+        except SystemExit:
+            pytest.fail(f"README.md: invalid option value in {shlex.join(args)}")
