@@ -162,7 +162,9 @@ def dask_runner():
                 if getattr(pcoll, "producer", None) is not None
             }
             leaves = [bag for node, bag in visitor.bags.items() if node not in consumed]
-            futures = client.compute(dask.optimize(*leaves))
+            # No graph optimisation: fusing the bags' linear chains around the side-input nodes (which depend
+            # on one bag and feed another) produced a cyclic graph on the whole pipeline.
+            futures = client.compute(leaves, optimize_graph=False)
             return _Result(client, futures)
 
     return DaskRunner()
