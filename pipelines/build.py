@@ -7,7 +7,6 @@ wires them together, counts what each stage keeps and drops, and writes every ou
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import sys
@@ -23,6 +22,7 @@ from pipelines import report as run_report
 from pipelines.options import SAMPLE_DIR, BuildOptions, parse_stages
 from pipelines.runners import runner_for
 from schemas.documents import DOCUMENT_SCHEMA, QUARANTINE_SCHEMA, REJECTED_SCHEMA
+from transforms import fs
 from transforms.accounting import LogProgress, WriteJson, count_events, document_profile, value_histogram
 from transforms.config import BuildConfig, ConfigError, load_config
 from transforms.io import InputError, ReadDocuments, WriteParquetShards, checksum_file, expand_inputs, plan_reads, quarantine_reason
@@ -51,7 +51,7 @@ def stage_transform(name: str, config: BuildConfig, opts: BuildOptions, output_d
     if name == "dedup":
         from transforms.dedup import Dedup
 
-        earlier = sorted(glob.glob(os.path.join(output_dir, "dedup_index", "**", "*.parquet"), recursive=True))
+        earlier = [p for p in fs.list_files(fs.join(output_dir, "dedup_index")) if p.endswith(".parquet")]
         return Dedup(config.dedup, earlier_index=earlier if opts.incremental else (), write_index=opts.incremental)
     if name == "bitext":
         from transforms.bitext import MineBitext
@@ -70,7 +70,7 @@ def stage_transform(name: str, config: BuildConfig, opts: BuildOptions, output_d
 
 def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig, opts: BuildOptions,
           output_dir: str, files, prefix: str = "") -> None:
-    staging = os.path.join(output_dir, "_staging")
+    staging = fs.join(output_dir, "_staging")
     out = config.output
     read = pipeline | "Ingest" >> ReadDocuments(items, config.ingest, opts.text_field, opts.id_field)
     documents = read["documents"] | "IngestProgress" >> LogProgress("ingest")
@@ -127,13 +127,13 @@ def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig
             sort_fields=spec.sort_fields or ("id",), prefix=prefix))
 
     (events | "AllEvents" >> beam.Flatten() | "SumEvents" >> beam.CombinePerKey(sum)
-     | "WriteAccounting" >> WriteJson(os.path.join(staging, "accounting.json")))
+     | "WriteAccounting" >> WriteJson(fs.join(staging, "accounting.json")))
     (stats | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombinePerKey(sum)
-     | "WriteStats" >> WriteJson(os.path.join(staging, "stats.json")))
-    (written | "AllFiles" >> beam.Flatten() | "WriteFileList" >> WriteJson(os.path.join(staging, "files.json")))
+     | "WriteStats" >> WriteJson(fs.join(staging, "stats.json")))
+    (written | "AllFiles" >> beam.Flatten() | "WriteFileList" >> WriteJson(fs.join(staging, "files.json")))
     (pipeline | "InputFiles" >> beam.Create([f.path for f in files])
      | "Checksum" >> beam.Map(lambda path: {"path": path, "xxh3_128": checksum_file(path)})
-     | "WriteChecksums" >> WriteJson(os.path.join(staging, "checksums.json")))
+     | "WriteChecksums" >> WriteJson(fs.join(staging, "checksums.json")))
 
 
 @dataclass
@@ -152,7 +152,7 @@ def plan_run(files, stages, config, opts, output_dir) -> RunPlan:
         fingerprint = run_manifest.fingerprint(files, stages, config, opts)
         run_manifest.prepare_output(output_dir, fingerprint, opts.overwrite)
         return RunPlan(files, fingerprint)
-    earlier = run_manifest.earlier_manifests(output_dir) if os.path.isdir(output_dir) else []
+    earlier = run_manifest.earlier_manifests(output_dir) if fs.is_dir(output_dir) else []
     if "dedup" in stages:
         run_manifest.check_minhash_settings(earlier, config)
     done = set() if opts.reprocess else run_manifest.processed_inputs(earlier)
@@ -185,7 +185,7 @@ def run(argv: list[str] | None = None) -> int:
             raise UserError(f"--lid_model {opts.lid_model} is not a file")
         inputs = opts.input or [str(SAMPLE_DIR / "sample.jsonl.gz")]
         files = expand_inputs(inputs, opts.input_format)
-        output_dir = os.path.abspath(opts.output)
+        output_dir = fs.absolute(opts.output)
         plan = plan_run(files, stages, config, opts, output_dir)
     except (UserError, InputError, ConfigError, ValueError, FileNotFoundError, run_manifest.OutputInUse) as exc:
         print(f"babelbeam: error: {exc}", file=sys.stderr)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import platform
-import shutil
-import uuid
 from collections import defaultdict
 from importlib import metadata
 
 from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms import fs
 
 # Folders and files a run writes; only these are ever removed from an output folder.
 OWNED = ("documents", "rejected", "quarantine", "bitext", "codeswitch", "mixture", "_staging", "manifest.json",
@@ -77,11 +76,10 @@ def fingerprint(files, stages, config, opts, checksums=()) -> str:
 
 def prepare_output(output_dir: str, run_fingerprint: str, overwrite: bool) -> None:
     """Make the folder ready: refuse a different run's output unless --overwrite, clear our own leftovers."""
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    if fs.is_file(output_dir):
         raise OutputInUse(f"--output {output_dir} is a file, not a folder")
-    os.makedirs(output_dir, exist_ok=True)
-    entries = set(os.listdir(output_dir))
-    manifest_path = os.path.join(output_dir, "manifest.json")
+    fs.makedirs(output_dir)
+    entries = fs.entries(output_dir)
     if not overwrite:
         foreign = sorted(entries - set(OWNED))
         if foreign:
@@ -89,27 +87,25 @@ def prepare_output(output_dir: str, run_fingerprint: str, overwrite: bool) -> No
                               f"{'...' if len(foreign) > 3 else ''}); choose another --output")
         if "manifest.json" in entries:
             try:
-                previous = json.load(open(manifest_path, encoding="utf-8")).get("fingerprint")
+                previous = _read(fs.join(output_dir, "manifest.json"), {}).get("fingerprint")
             except (OSError, ValueError):
                 previous = None
             if previous != run_fingerprint:
                 raise OutputInUse(f"output folder {output_dir} already holds a different run; pass --overwrite to "
                                   "replace it or choose another --output")
-    for name in entries & set(OWNED):
-        path = os.path.join(output_dir, name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    for name in sorted(entries & set(OWNED)):
+        fs.remove(fs.join(output_dir, name))
 
 
 def earlier_manifests(output_dir: str) -> list[dict]:
     """Every complete earlier run in the folder: archived ones under runs/, then the latest manifest.json."""
     found = {}
-    runs = os.path.join(output_dir, "runs")
-    for name in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
-        if name.endswith(".json"):
-            m = _read(os.path.join(runs, name), None)
+    for path in fs.list_files(fs.join(output_dir, "runs")):
+        if path.endswith(".json"):
+            m = _read(path, None)
             if m:
                 found[m["fingerprint"]] = m
-    latest = _read(os.path.join(output_dir, "manifest.json"), None)
+    latest = _read(fs.join(output_dir, "manifest.json"), None)
     if latest:
         found[latest["fingerprint"]] = latest
     return sorted(found.values(), key=lambda m: m.get("finished_at", ""))
@@ -138,33 +134,20 @@ def check_minhash_settings(earlier: list[dict], config) -> None:
 
 def prepare_incremental(output_dir: str, run_id: str) -> None:
     """Keep earlier runs; remove only what an interrupted attempt at this same run left behind."""
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    if fs.is_file(output_dir):
         raise OutputInUse(f"--output {output_dir} is a file, not a folder")
-    os.makedirs(output_dir, exist_ok=True)
-    shutil.rmtree(os.path.join(output_dir, "_staging"), ignore_errors=True)
-    for root, _dirs, files in os.walk(output_dir):
-        for name in files:
-            if name.startswith(f"part-{run_id}-") or ".tmp-" in name:
-                os.remove(os.path.join(root, name))
+    fs.makedirs(output_dir)
+    fs.remove(fs.join(output_dir, "_staging"))
+    fs.delete([p for p in fs.list_files(output_dir)
+               if fs.basename(p).startswith(f"part-{run_id}-") or ".tmp-" in fs.basename(p)])
     # the latest complete run becomes an archived one; this run's manifest will name it in its lineage
-    latest = _read(os.path.join(output_dir, "manifest.json"), None)
+    latest = _read(fs.join(output_dir, "manifest.json"), None)
     if latest:
-        os.makedirs(os.path.join(output_dir, "runs"), exist_ok=True)
-        _write_json(os.path.join(output_dir, "runs", f"{latest['fingerprint']}.json"), latest)
-
-
-def _write_json(path: str, value) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1, ensure_ascii=False, default=str)
-    os.replace(tmp, path)
+        fs.write_json(fs.join(output_dir, "runs", f"{latest['fingerprint']}.json"), latest)
 
 
 def _read(path: str, default):
-    if not os.path.exists(path):
-        return default
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return fs.read_json(path, default)
 
 
 def _versions() -> dict[str, str]:
@@ -225,13 +208,13 @@ def accounting(events: list, stages: list[str]) -> dict:
 
 def finalize(output_dir, files, stages, config, argv, run_fingerprint, elapsed, lineage=(), skipped=(),
              known_checksums=None, busy=None) -> dict:
-    staging = os.path.join(output_dir, "_staging")
+    staging = fs.join(output_dir, "_staging")
     checksums = dict(known_checksums or {})
-    checksums.update({c["path"]: c["xxh3_128"] for c in _read(os.path.join(staging, "checksums.json"), [])})
+    checksums.update({c["path"]: c["xxh3_128"] for c in _read(fs.join(staging, "checksums.json"), [])})
     stats: dict = defaultdict(lambda: defaultdict(dict))
-    for (stage, key, metric), value in _read(os.path.join(staging, "stats.json"), []):
+    for (stage, key, metric), value in _read(fs.join(staging, "stats.json"), []):
         stats[stage][key][metric] = value
-    outputs = sorted(_read(os.path.join(staging, "files.json"), []), key=lambda f: f["path"])
+    outputs = sorted(_read(fs.join(staging, "files.json"), []), key=lambda f: f["path"])
     manifest = {
         "babelbeam_manifest": 1,
         "fingerprint": run_fingerprint,
@@ -247,13 +230,13 @@ def finalize(output_dir, files, stages, config, argv, run_fingerprint, elapsed, 
         "versions": _versions(),
         "inputs": [{"name": f.name, "path": f.path, "format": f.fmt, "compression": f.compression,
                     "bytes": f.size, "xxh3_128": checksums.get(f.path)} for f in files],
-        "accounting": accounting(_read(os.path.join(staging, "accounting.json"), []), stages),
+        "accounting": accounting(_read(fs.join(staging, "accounting.json"), []), stages),
         "stage_stats": {s: dict(v) for s, v in stats.items() if s != "report"},
         "profile": dict(stats.get("report", {})),
         "outputs": outputs,
     }
-    _write_json(os.path.join(output_dir, "manifest.json"), manifest)
-    shutil.rmtree(staging, ignore_errors=True)
+    fs.write_json(fs.join(output_dir, "manifest.json"), manifest)
+    fs.remove(staging)
     return manifest
 
 

@@ -11,13 +11,14 @@ import html
 import io
 import json
 import os
-import uuid
 from collections import defaultdict
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from transforms import fs  # noqa: E402
 
 FIGURES = ("documents_per_language", "drops_per_stage", "dup_cluster_sizes", "bitext", "codeswitch_cmi", "mixture")
 
@@ -108,10 +109,9 @@ def _bitext(profile: dict) -> str:
 
 def _mixture(output_dir: str) -> str:
     title = "Inferred tokenizer training mixture (byte shares)"
-    path = os.path.join(output_dir, "mixture", "report.json")
-    if not os.path.exists(path):
+    report = fs.read_json(fs.join(output_dir, "mixture", "report.json"))
+    if report is None:
         return _missing("mixture", title, "the mixture stage did not run")
-    report = json.load(open(path, encoding="utf-8"))
     shares = [(c["category"], c.get("byte_share")) for c in report.get("categories", []) if c.get("byte_share")]
     if not shares:
         return _missing("mixture", title, report.get("error") or "no share was inferred")
@@ -162,9 +162,6 @@ figure{{margin:1.5em 0}}figure img{{max-width:100%}}.missing figcaption{{color:#
 
 
 def write(manifest: dict, output_dir: str) -> str:
-    path = os.path.join(output_dir, "report.html")
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(render(manifest, output_dir))
-    os.replace(tmp, path)
+    path = fs.join(output_dir, "report.html")
+    fs.write_atomic(path, render(manifest, output_dir).encode())
     return path

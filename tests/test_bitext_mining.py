@@ -79,10 +79,11 @@ def planted(n: int, dim: int, noise: float, seed: int = 0, clusters: int = 0):
     return x, y
 
 
-def test_index_choice_follows_stopes():
+def test_index_choice_is_exact_then_ivf_then_stopes_pq():
     assert index_factory_string(10_000, 512, 10_000) == "Flat"
+    assert index_factory_string(50_000, 384, 10_000) == "IVF1024,Flat"
     assert index_factory_string(1_000_000, 512, 10_000) == "OPQ64,IVF4096,PQ64"
-    assert index_factory_string(50_000, 384, 10_000).startswith("OPQ64,IVF")
+    assert index_factory_string(50_000, 384, 10_000, pq_min=50_000).startswith("OPQ64,IVF")
 
 
 def test_flat_knn_is_exact_and_pads_missing_neighbours():
@@ -93,9 +94,10 @@ def test_flat_knn_is_exact_and_pads_missing_neighbours():
     np.testing.assert_allclose(sims[:, :3], -np.sort(-exact, axis=1), rtol=1e-5)
 
 
-def test_ivf_search_finds_planted_pairs_with_exact_scores():
+@pytest.mark.parametrize("spec", ["IVF32,Flat", "OPQ8,IVF32,PQ8"])
+def test_ivf_search_finds_planted_pairs_with_exact_scores(spec):
     x, y = planted(3000, 32, 0.05, clusters=32)
-    sims, ids = knn(x, y, k=4, flat_max=100, index_spec="IVF32,Flat", nprobe=4)
+    sims, ids = knn(x, y, k=4, flat_max=100, index_spec=spec, nprobe=4)
     assert np.mean(ids[:, 0] == np.arange(3000)) > 0.95
     np.testing.assert_allclose(sims[:, 0], np.einsum("ij,ij->i", x, y[ids[:, 0]]), rtol=1e-4)
 

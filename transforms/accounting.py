@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 import logging
 
 import apache_beam as beam
+
+from transforms import fs
 
 log = logging.getLogger("babelbeam")
 
@@ -76,11 +77,7 @@ class WriteJson(beam.PTransform):
 
 
 def _write_json(items: list, path: str) -> str:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(sorted(items, key=json.dumps), f, ensure_ascii=False, default=str)
-    os.replace(tmp, path)
+    fs.write_atomic(path, json.dumps(sorted(items, key=json.dumps), ensure_ascii=False, default=str).encode())
     return path
 
 

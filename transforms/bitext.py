@@ -220,7 +220,8 @@ def mine_embeddings(src_vecs: list[np.ndarray], tgt_vecs: list[np.ndarray], src:
 
 
 def _sharded(queries: np.ndarray, db: np.ndarray, config: BitextConfig):
-    return sharded_knn(queries, db, config.k, config.shard_size, config.flat_max, config.nprobe, config.index)
+    return sharded_knn(queries, db, config.k, config.shard_size, config.flat_max, config.nprobe, config.index,
+                       config.pq_min)
 
 
 # --- Beam glue ---------------------------------------------------------------------------------------
@@ -389,7 +390,7 @@ class _KnnCellFn(beam.DoFn):
         y = np.stack([r[2] for r in tgt])
         for side, queries, db, q_recs, db_recs in (("src", x, y, src, tgt), ("tgt", y, x, tgt, src)):
             sims, ids = knn(queries, db, self.config.k, self.config.flat_max, self.config.nprobe,
-                            index_spec=self.config.index)
+                            index_spec=self.config.index, pq_min=self.config.pq_min)
             enc = encoder_cosines(queries, db, ids, dims, weights)
             db_keys = [r[1][0] for r in db_recs]
             for q in range(len(q_recs)):

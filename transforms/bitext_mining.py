@@ -21,22 +21,26 @@ from transforms.text import is_punctuation_token, segment_words
 # --- kNN ---------------------------------------------------------------------------------------------
 
 
-def index_factory_string(n: int, dim: int, flat_max: int) -> str:
-    """stopes' choice: exact search up to `flat_max` vectors, then OPQ + IVF + PQ64 with ~4 sqrt(n) lists."""
+def index_factory_string(n: int, dim: int, flat_max: int, pq_min: int = 1_000_000) -> str:
+    """Exact search up to `flat_max` vectors; IVF over full vectors up to `pq_min`; stopes' OPQ64 + IVF + PQ64
+    beyond. Between the two, PQ would save memory the shard does not need and its OPQ training costs minutes per
+    shard on two cores (tools/bench/RESULTS_bitext.md)."""
     if n <= flat_max:
         return "Flat"
     nlist = 2 ** round(math.log2(4 * math.sqrt(n)))
     nlist = max(64, min(262_144, nlist, 2 ** int(math.log2(max(n // 39, 1)))))  # >= 39 training points per list
+    if n < pq_min:
+        return f"IVF{nlist},Flat"
     m = 64 if dim % 64 == 0 else next(d for d in (48, 32, 24, 16, 8, 4, 2, 1) if dim % d == 0)
     return f"OPQ{m},IVF{nlist},PQ{m}"
 
 
 def knn(queries: np.ndarray, db: np.ndarray, k: int, flat_max: int = 10_000, nprobe: int = 128, seed: int = 0,
-        index_spec: str | None = None):
+        index_spec: str | None = None, pq_min: int = 1_000_000):
     """(similarities, ids) of the k best inner products of each query in `db`, best first.
 
-    `index_spec` is a faiss index_factory string with an IVF stage; None picks stopes' choice by size.
-    Approximate indexes search 4k candidates and re-rank them with exact inner products, so every returned
+    `index_spec` is a faiss index_factory string with an IVF stage; None picks by size (index_factory_string).
+    Compressed (PQ) indexes search 4k candidates and re-rank them with exact inner products, so every returned
     similarity is exact; only the candidate set can miss a neighbour. Missing slots (k > len(db)) hold id -1.
     faiss's scores change in the last bit with its thread count, so the k + 2 best are scored again with one
     fixed-order dot product each and sorted by (score, id): results are the same on every runner.
@@ -49,7 +53,7 @@ def knn(queries: np.ndarray, db: np.ndarray, k: int, flat_max: int = 10_000, npr
         return sims, ids
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     db = np.ascontiguousarray(db, dtype=np.float32)
-    kind = index_spec or index_factory_string(len(db), dim, flat_max)
+    kind = index_spec or index_factory_string(len(db), dim, flat_max, pq_min)
     wide = min(k_eff + 2, len(db))
     if kind == "Flat":
         index = faiss.IndexFlatIP(dim)
@@ -66,8 +70,10 @@ def knn(queries: np.ndarray, db: np.ndarray, k: int, flat_max: int = 10_000, npr
         base.train(db[np.sort(sample)])
         base.add(db)
         ivf.nprobe = min(nprobe, ivf.nlist)
-        index = faiss.IndexRefineFlat(base, faiss.swig_ptr(db))
-        index.k_factor = 4.0
+        index = base
+        if "PQ" in kind:
+            index = faiss.IndexRefineFlat(base, faiss.swig_ptr(db))
+            index.k_factor = 4.0
         s, i = index.search(queries, wide)
     s = np.where(i >= 0, np.einsum("qd,qkd->qk", queries, db[np.maximum(i, 0)]), -np.inf).astype(np.float32)
     order = np.lexsort((np.where(i < 0, np.iinfo(np.int64).max, i), -s), axis=1)[:, :k_eff]
@@ -86,12 +92,13 @@ def merge_topk(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.n
 
 
 def sharded_knn(queries: np.ndarray, db: np.ndarray, k: int, shard_size: int, flat_max: int = 10_000,
-                nprobe: int = 128, index_spec: str | None = None):
+                nprobe: int = 128, index_spec: str | None = None, pq_min: int = 1_000_000):
     """kNN against `db` cut into shards of `shard_size` rows, searched one by one and merged (what the Beam
     stage does across workers)."""
     parts = []
     for start in range(0, max(len(db), 1), shard_size):
-        s, i = knn(queries, db[start : start + shard_size], k, flat_max, nprobe, index_spec=index_spec)
+        s, i = knn(queries, db[start : start + shard_size], k, flat_max, nprobe, index_spec=index_spec,
+                   pq_min=pq_min)
         parts.append((s, np.where(i >= 0, i + start, -1)))
     return merge_topk(parts, k)
 

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
+from apache_beam.io.filesystem import BeamIOError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from transforms import fs
 
 
 class _Strict(BaseModel):
@@ -217,9 +220,11 @@ class BitextConfig(_Strict):
     lid_reject_score: float = Field(0.5, ge=0, le=1, description="a side fails when LID names another language this surely")
     near_identical: float = Field(0.8, gt=0, le=1, description="character-trigram Jaccard of an untranslated copy")
     shard_size: int = Field(50_000, gt=0, description="sentences per kNN index shard")
-    flat_max: int = Field(10_000, gt=0, description="exact search up to this shard size, then OPQ/IVF/PQ (stopes)")
+    flat_max: int = Field(50_000, gt=0, description="exact search up to this shard size, then IVF (exact is faster "
+                          "below ~100k on CPU: tools/bench/RESULTS_bitext.md)")
+    pq_min: int = Field(1_000_000, gt=0, description="from this shard size on, stopes' OPQ64,IVF,PQ64 (compressed)")
     nprobe: int = Field(128, gt=0)
-    index: str | None = Field(None, description="faiss index_factory string with IVF; None: stopes' choice by size")
+    index: str | None = Field(None, description="faiss index_factory string with IVF; None: chosen by shard size")
 
     @field_validator("encoders")
     @classmethod
@@ -338,10 +343,10 @@ class ConfigError(ValueError):
 def load_config(path: str | Path | None) -> BuildConfig:
     if path is None:
         return BuildConfig()
-    path = Path(path)
+    path = str(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
+        raw = yaml.safe_load(fs.read_bytes(path).decode("utf-8"))
+    except (OSError, BeamIOError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config {path} is not valid YAML: {exc}") from None

@@ -38,6 +38,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from schemas.dedup import DEDUP_INDEX_SCHEMA
 from schemas.documents import rejected
+from transforms import fs
 from transforms.config import DedupConfig
 from transforms.core import Counters, TableSpec
 from transforms.text import is_punctuation_token, normalize_for_dedup, segment_words
@@ -710,5 +711,7 @@ def read_earlier_index(path: str) -> Iterator[Fingerprint]:
     one its cluster keeps, so a new copy of something already published is removed, never the other way."""
     import pyarrow.parquet as pq
 
-    for row in pq.read_table(path).to_pylist():
+    with fs.open_read(path) as handle:
+        rows = pq.read_table(handle).to_pylist()
+    for row in rows:
         yield (row["group"], -math.inf, row["id"]), row["exact_hash"], row["signature"]

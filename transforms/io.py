@@ -16,10 +16,9 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePosixPath
 
 import apache_beam as beam
 import pyarrow as pa
@@ -30,6 +29,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
 from schemas.documents import new_document, quarantined, rejected
+from transforms import fs
 from transforms.config import IngestConfig, OutputConfig
 from transforms.core import Counters
 from transforms.text import safe_path_component
@@ -52,7 +52,7 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class InputFile:
-    path: str  # absolute
+    path: str  # absolute, or a URL (gs://...)
     name: str  # stable name used in `source` and derived ids: relative to the input root
     fmt: str
     compression: str | None
@@ -67,8 +67,8 @@ class WorkItem:
     row_group: int | None = None
 
 
-def _sniff_compression(path: Path) -> str | None:
-    with open(path, "rb") as f:
+def _sniff_compression(path: str) -> str | None:
+    with fs.open_read(path) as f:
         magic = f.read(4)
     if magic[:2] == b"\x1f\x8b":
         return "gzip"
@@ -77,15 +77,16 @@ def _sniff_compression(path: Path) -> str | None:
     return None
 
 
-def _detect_format(path: Path, forced: str | None) -> str:
+def _detect_format(path: str, forced: str | None) -> str:
     if forced:
         return forced
-    suffixes = [s.lower() for s in path.suffixes]
+    name = PurePosixPath(fs.basename(path))
+    suffixes = [s.lower() for s in name.suffixes]
     while suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
         suffixes.pop()
     if not suffixes:
         # a bare `.gz`/`.zst` file is compressed JSONL
-        if path.suffix.lower() in _COMPRESSION_SUFFIXES:
+        if name.suffix.lower() in _COMPRESSION_SUFFIXES:
             return "jsonl"
         raise InputError(f"cannot tell the format of {path}; pass --input_format ({', '.join(FORMATS)})")
     fmt = _SUFFIX_FORMATS.get(suffixes[-1])
@@ -95,30 +96,28 @@ def _detect_format(path: Path, forced: str | None) -> str:
 
 
 def expand_inputs(patterns: list[str], input_format: str | None = None) -> list[InputFile]:
-    """Files named by paths, globs or folders (searched recursively), sorted, with format and size."""
-    import glob
-
+    """Files named by paths, globs or folders (searched recursively, hidden files skipped), local or on an object
+    store, sorted, with format and size."""
     if input_format is not None and input_format not in FORMATS:
         raise InputError(f"unknown --input_format '{input_format}'; choose one of {', '.join(FORMATS)}")
     found: dict[str, InputFile] = {}
     for pattern in patterns:
-        matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        matches = fs.glob(pattern)
+        if not matches and fs.is_dir(pattern):  # an object-store folder is a prefix, not an object
+            matches = [pattern.rstrip("/")]
         if not matches:
             raise InputError(f"no input matches '{pattern}'")
         for match in matches:
-            root = Path(match)
-            if root.is_dir():
-                files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-                base = root
+            if fs.is_dir(match):
+                files = [p for p in fs.list_files(match) if not fs.relative(p, match).split("/")[-1].startswith(".")]
+                base = match
             else:
-                files, base = [root], root.parent
+                files, base = [match], fs.dirname(match)
             for path in files:
                 fmt = _detect_format(path, input_format)
-                name = path.relative_to(base).as_posix()
-                found[str(path.resolve())] = InputFile(
-                    path=str(path.resolve()), name=name, fmt=fmt, compression=_sniff_compression(path),
-                    size=path.stat().st_size,
-                )
+                full = fs.absolute(path)
+                found[full] = InputFile(path=full, name=fs.relative(path, base), fmt=fmt,
+                                        compression=_sniff_compression(full), size=fs.size(full))
     if not found:
         raise InputError(f"no input files found in {', '.join(patterns)}")
     return sorted(found.values(), key=lambda f: f.path)
@@ -131,7 +130,8 @@ def plan_reads(files: list[InputFile], config: IngestConfig) -> list[WorkItem]:
         line_based = f.fmt == "jsonl" or (f.fmt == "text" and config.text_lines)
         if f.fmt == "parquet":
             try:
-                meta = pq.ParquetFile(f.path).metadata
+                with fs.open_read(f.path) as handle:
+                    meta = pq.ParquetFile(handle).metadata
             except Exception:  # unreadable: the reader quarantines the whole file with the error
                 items.append(WorkItem(f, row_group=-1))
                 continue
@@ -162,7 +162,7 @@ def quarantine_reason(row: dict) -> str:
 
 
 def _open_stream(f: InputFile):
-    raw = open(f.path, "rb")
+    raw = fs.open_read(f.path)
     if f.compression == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if f.compression == "zstd":
@@ -312,7 +312,8 @@ class _ReadFn(beam.DoFn):
     def _parquet(self, item: WorkItem):
         f = item.file
         try:
-            table = pq.ParquetFile(f.path).read_row_group(item.row_group)
+            with fs.open_read(f.path) as handle:
+                table = pq.ParquetFile(handle).read_row_group(item.row_group)
         except Exception as exc:
             yield self._quarantine(f, "file" if item.row_group == -1 else f"row group {item.row_group}",
                                    f"unreadable Parquet: {exc}", None)
@@ -333,7 +334,7 @@ class _ReadFn(beam.DoFn):
 
         f = item.file
         wanted = WarcRecordType.response | WarcRecordType.conversion | WarcRecordType.resource
-        with open(f.path, "rb") as stream:
+        with fs.open_read(f.path) as stream:
             for number, record in enumerate(ArchiveIterator(stream, record_types=wanted, parse_http=True)):
                 location = f"record {number}"
                 try:
@@ -387,7 +388,7 @@ class ReadDocuments(beam.PTransform):
 
 def checksum_file(path: str, chunk: int = 8 * 2**20) -> str:
     h = xxhash.xxh3_128()
-    with open(path, "rb") as f:
+    with fs.open_read(path) as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
@@ -403,8 +404,8 @@ def _row_bytes(row: dict) -> int:
 @dataclass(frozen=True)
 class SpillRef:
     path: str
-    offset: int
-    length: int
+    batch: int
+    rows: int
     nbytes: int
 
 
@@ -417,9 +418,6 @@ class _SpillFn(beam.DoFn):
         self.partition_field = partition_field
         self.buckets = buckets
         self.spill_bytes = spill_bytes
-
-    def setup(self):
-        os.makedirs(self.staging, exist_ok=True)
 
     def start_bundle(self):
         self.buffer: dict[tuple[str, int], list[dict]] = {}
@@ -439,20 +437,20 @@ class _SpillFn(beam.DoFn):
             yield WindowedValue((key, ref), GlobalWindow().max_timestamp(), [GlobalWindow()])
 
     def _flush(self):
+        """One Arrow IPC file per flush, one record batch per (partition, bucket), so a reader fetches only
+        its bucket's batch (by seeking, also on object stores)."""
         if not self.buffer:
             return []
         keys = sorted(self.buffer)
-        rows = [row for key in keys for row in self.buffer[key]]
-        path = os.path.join(self.staging, f"spill-{uuid.uuid4().hex}.arrow")
-        table = pa.Table.from_pylist(rows, schema=self.schema)
-        with pa.OSFile(path + ".tmp", "wb") as sink, pa.ipc.new_file(sink, self.schema) as writer:
-            writer.write_table(table)
-        os.replace(path + ".tmp", path)
-        out, offset = [], 0
-        for key in keys:
-            group = self.buffer[key]
-            out.append((key, SpillRef(path, offset, len(group), sum(map(_row_bytes, group)))))
-            offset += len(group)
+        path = fs.join(self.staging, f"spill-{uuid.uuid4().hex}.arrow")
+        sink = pa.BufferOutputStream()
+        out = []
+        with pa.ipc.new_file(sink, self.schema) as writer:
+            for index, key in enumerate(keys):
+                group = self.buffer[key]
+                writer.write_batch(pa.RecordBatch.from_pylist(group, schema=self.schema))
+                out.append((key, SpillRef(path, index, len(group), sum(map(_row_bytes, group)))))
+        fs.write_atomic(path, sink.getvalue().to_pybytes())
         self.buffer, self.size = {}, 0
         return out
 
@@ -493,23 +491,24 @@ class _WriteShardFn(beam.DoFn):
 
     def _bucket_table(self, refs: list[SpillRef]) -> pa.Table:
         """One hash bucket's rows, sorted: the unit held in memory while a shard is written."""
-        tables = []
-        for ref in sorted(refs, key=lambda r: (r.path, r.offset)):
-            with pa.memory_map(ref.path) as source:
-                tables.append(pa.ipc.open_file(source).read_all().slice(ref.offset, ref.length))
-        table = pa.concat_tables(tables)
+        batches = []
+        for ref in sorted(refs, key=lambda r: (r.path, r.batch)):
+            with fs.open_read(ref.path) as source:
+                batches.append(pa.ipc.open_file(source).get_batch(ref.batch))
+        table = pa.Table.from_batches(batches, schema=self.schema)
         keys = [(name, "ascending") for name in self.sort_fields if name in self.schema.names]
         return table.sort_by(keys) if keys else table
 
     def _write(self, folder: str, index: int, tables) -> dict:
-        final = os.path.join(folder, f"part-{self.prefix}{index:05d}.parquet")
-        tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+        final = fs.join(folder, f"part-{self.prefix}{index:05d}.parquet")
+        tmp = fs.temporary_name(final)
         compression = None if self.config.compression == "none" else self.config.compression
         level = self.config.compression_level if compression in ("zstd", "gzip") else None
         group = self.config.row_group_rows
         rows, pending = 0, []
-        with pq.ParquetWriter(tmp, self.schema, compression=compression or "none", compression_level=level,
-                              write_statistics=True) as writer:
+        with fs.create(tmp) as handle, pq.ParquetWriter(
+                handle, self.schema, compression=compression or "none", compression_level=level,
+                write_statistics=True) as writer:
             for table in tables:  # full row groups across bucket boundaries; the remainder waits
                 pending.append(table)
                 if sum(t.num_rows for t in pending) >= group:
@@ -522,16 +521,15 @@ class _WriteShardFn(beam.DoFn):
                 rest = pa.concat_tables(pending)
                 writer.write_table(rest, row_group_size=group)
                 rows += rest.num_rows
-        os.replace(tmp, final)
-        return {"path": os.path.relpath(final, self.output_dir), "partition": os.path.basename(folder)
-                if folder != self.base else "", "rows": rows, "bytes": os.path.getsize(final)}
+        fs.commit(tmp, final)
+        return {"path": fs.relative(final, self.output_dir), "partition": fs.basename(folder)
+                if folder != self.base else "", "rows": rows, "bytes": fs.size(final)}
 
     def process(self, plan):
         """Write a shard bucket by bucket in bucket order, each bucket sorted by the sort key, so memory holds
         one bucket, not the shard. A bucket larger than the shard bound is split into `n_files` files."""
         partition, first_index, n_files, buckets = plan
-        folder = os.path.join(self.base, partition) if partition else self.base
-        os.makedirs(folder, exist_ok=True)
+        folder = fs.join(self.base, partition) if partition else self.base
         if n_files == 1:
             yield self._write(folder, first_index, (self._bucket_table(refs) for _, refs in buckets))
             return
@@ -555,8 +553,8 @@ class WriteParquetShards(beam.PTransform):
         super().__init__()
         self.prefix = prefix
         self.output_dir = output_dir
-        self.base = os.path.join(output_dir, folder)
-        self.staging = os.path.join(output_dir, "_staging", folder.replace("/", "_"))
+        self.base = fs.join(output_dir, folder)
+        self.staging = fs.join(output_dir, "_staging", folder.replace("/", "_"))
         self.schema = schema
         self.config = config
         self.partition_field = partition_field

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Iterable, Mapping
 import apache_beam as beam
 
 from schemas.mixture import MIXTURE_SCHEMA
+from transforms import fs
 from transforms.config import MixtureConfig
 from transforms.core import Counters, TableSpec
 from transforms.mixture_apply import apply_merges
@@ -174,20 +174,6 @@ def report_stats(report: dict) -> list[tuple[tuple[str, str, str], int]]:
     return stats
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def plot_png(report: dict) -> bytes:
     """A horizontal bar chart of the inferred byte shares (largest on top)."""
     import io
@@ -216,9 +202,9 @@ def plot_png(report: dict) -> bytes:
 
 def write_report(report: dict, output_dir: str) -> None:
     """OUTPUT/mixture/report.json and mixture.png, each written under a temporary name and renamed."""
-    folder = os.path.join(output_dir, "mixture")
-    _atomic_write(os.path.join(folder, "report.json"), json.dumps(report, indent=2, sort_keys=True).encode())
-    _atomic_write(os.path.join(folder, "mixture.png"), plot_png(report))
+    folder = fs.join(output_dir, "mixture")
+    fs.write_atomic(fs.join(folder, "report.json"), json.dumps(report, indent=2, sort_keys=True).encode())
+    fs.write_atomic(fs.join(folder, "mixture.png"), plot_png(report))
 
 
 class CountWords(beam.CombineFn):
