@@ -69,7 +69,9 @@ def stage_transform(name: str, config: BuildConfig, opts: BuildOptions, output_d
 
 
 def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig, opts: BuildOptions,
-          output_dir: str, files, prefix: str = "") -> None:
+          output_dir: str, files, prefix: str = "") -> beam.PCollection:
+    """Compose the stages and the sinks. Returns the paths of the run's staging JSON files: once all of them
+    exist, every shard is written and the manifest can be made."""
     staging = fs.join(output_dir, "_staging")
     out = config.output
     read = pipeline | "Ingest" >> ReadDocuments(items, config.ingest, opts.text_field, opts.id_field)
@@ -126,14 +128,17 @@ def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig
             output_dir, spec.folder, spec.schema, out, partition_field=spec.partition_field,
             sort_fields=spec.sort_fields or ("id",), prefix=prefix))
 
-    (events | "AllEvents" >> beam.Flatten() | "SumEvents" >> beam.CombinePerKey(sum)
-     | "WriteAccounting" >> WriteJson(fs.join(staging, "accounting.json")))
-    (stats | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombinePerKey(sum)
-     | "WriteStats" >> WriteJson(fs.join(staging, "stats.json")))
-    (written | "AllFiles" >> beam.Flatten() | "WriteFileList" >> WriteJson(fs.join(staging, "files.json")))
-    (pipeline | "InputFiles" >> beam.Create([f.path for f in files])
-     | "Checksum" >> beam.Map(lambda path: {"path": path, "xxh3_128": checksum_file(path)})
-     | "WriteChecksums" >> WriteJson(fs.join(staging, "checksums.json")))
+    bookkeeping = (
+        events | "AllEvents" >> beam.Flatten() | "SumEvents" >> beam.CombinePerKey(sum)
+        | "WriteAccounting" >> WriteJson(fs.join(staging, "accounting.json")),
+        stats | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombinePerKey(sum)
+        | "WriteStats" >> WriteJson(fs.join(staging, "stats.json")),
+        written | "AllFiles" >> beam.Flatten() | "WriteFileList" >> WriteJson(fs.join(staging, "files.json")),
+        pipeline | "InputFiles" >> beam.Create([f.path for f in files])
+        | "Checksum" >> beam.Map(lambda path: {"path": path, "xxh3_128": checksum_file(path)})
+        | "WriteChecksums" >> WriteJson(fs.join(staging, "checksums.json")),
+    )
+    return bookkeeping | "Bookkeeping" >> beam.Flatten()
 
 
 @dataclass
@@ -201,14 +206,18 @@ def run(argv: list[str] | None = None) -> int:
                 len(files), len(items), ",".join(stages), runner, output_dir)
     started = time.time()
     pipeline = beam.Pipeline(runner=runner_for(runner), options=options)
-    build(pipeline, items, stages, config, opts, output_dir, files, plan.prefix)
+    staged = build(pipeline, items, stages, config, opts, output_dir, files, plan.prefix)
+    finish = (output_dir, files, stages, config, argv, plan.fingerprint, started, plan.lineage, plan.skipped,
+              plan.checksums)
+    if opts.no_wait:
+        (staged | "AllStaged" >> beam.combiners.Count.Globally()
+         | "WriteManifest" >> beam.Map(lambda _, finish: _finish_run(*finish), finish))
+        pipeline.run()
+        print(f"babelbeam: job submitted; its last step writes {fs.join(output_dir, 'manifest.json')}")
+        return 0
     result = pipeline.run()
     result.wait_until_finish()
-    elapsed = time.time() - started
-    manifest = run_manifest.finalize(output_dir, files, stages, config, argv, plan.fingerprint, elapsed,
-                                     plan.lineage, plan.skipped, plan.checksums,
-                                     run_manifest.busy_seconds(result, stages))
-    run_report.write(manifest, output_dir)
+    manifest = _finish_run(*finish, busy=run_manifest.busy_seconds(result, stages))
     print(run_manifest.summary(manifest))
     corrupt = manifest["accounting"]["corrupt_inputs"]
     if corrupt and not opts.allow_corrupt_inputs:
@@ -220,6 +229,15 @@ def run(argv: list[str] | None = None) -> int:
         print("babelbeam: error: the accounting does not close; see manifest.json", file=sys.stderr)
         return 4
     return 0
+
+
+def _finish_run(output_dir, files, stages, config, argv, fingerprint, started, lineage, skipped, checksums,
+                busy=None) -> dict:
+    """manifest.json from the staging files, then report.html: on the driver, or as the job's last step."""
+    manifest = run_manifest.finalize(output_dir, files, stages, config, argv, fingerprint, time.time() - started,
+                                     lineage, skipped, checksums, busy)
+    run_report.write(manifest, output_dir)
+    return manifest
 
 
 if __name__ == "__main__":

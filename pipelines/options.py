@@ -40,6 +40,10 @@ class BuildOptions(PipelineOptions):
                                 "checksum), write new shards under new names, record the lineage")
         group.add_argument("--reprocess", action="store_true",
                            help="with --incremental: process every input again, even the ones already processed")
+        group.add_argument("--no_wait", action="store_true",
+                           help="submit the job and return; its last step writes manifest.json and report.html "
+                                "(without per-stage busy_s). For launchers that must not wait, such as Dataflow "
+                                "Flex Templates")
         group.add_argument("--allow_corrupt_inputs", action="store_true",
                            help="exit 0 even when a compressed input was truncated (its records are quarantined)")
 

@@ -3,6 +3,7 @@ worker counts and running modes, and user mistakes ending in one clear line with
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -163,3 +164,23 @@ def test_cli_error_in_a_real_process_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(error_lines(proc.stderr)) == 1 and "no input matches" in proc.stderr
+
+
+def test_no_wait_job_writes_its_own_manifest_as_its_last_step(corpus, tmp_path, run_build, monkeypatch):
+    """The Dataflow Flex Template launcher (`infra/dataflow/launch.py`) must return once the job is submitted:
+    with --no_wait the job itself writes the manifest and report, and they match a waited-for run's."""
+    import runpy
+
+    waited = run_build(["--input", str(corpus), "--output", str(tmp_path / "waited"), "--stages", "langid,quality"])
+    assert waited.rc == 0
+    out = tmp_path / "launched"
+    monkeypatch.setattr(sys, "argv", ["launch.py", "--input", str(corpus), "--output", str(out),
+                                      "--stages", "langid,quality"])
+    with pytest.raises(SystemExit) as exit_status:
+        runpy.run_path(str(REPO / "infra" / "dataflow" / "launch.py"), run_name="__main__")
+    assert exit_status.value.code == 0
+    launched = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert launched["options"].get("no_wait") is True and launched["busy_s"] is None
+    for key in ("fingerprint", "accounting", "outputs", "stage_stats", "profile", "inputs"):
+        assert launched[key] == waited.manifest[key], key
+    assert (out / "report.html").stat().st_size > 10_000 and not (out / "_staging").exists()
