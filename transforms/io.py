@@ -404,8 +404,7 @@ def _row_bytes(row: dict) -> int:
 @dataclass(frozen=True)
 class SpillRef:
     path: str
-    batch: int
-    rows: int
+    batch: int  # record batch index in the spill file: one (partition, bucket) group
     nbytes: int
 
 
@@ -449,7 +448,7 @@ class _SpillFn(beam.DoFn):
             for index, key in enumerate(keys):
                 group = self.buffer[key]
                 writer.write_batch(pa.RecordBatch.from_pylist(group, schema=self.schema))
-                out.append((key, SpillRef(path, index, len(group), sum(map(_row_bytes, group)))))
+                out.append((key, SpillRef(path, index, sum(map(_row_bytes, group)))))
         fs.write_atomic(path, sink.getvalue().to_pybytes())
         self.buffer, self.size = {}, 0
         return out
