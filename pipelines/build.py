@@ -7,6 +7,7 @@ wires them together, counts what each stage keeps and drops, and writes every ou
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -207,17 +208,16 @@ def run(argv: list[str] | None = None) -> int:
     started = time.time()
     pipeline = beam.Pipeline(runner=runner_for(runner), options=options)
     staged = build(pipeline, items, stages, config, opts, output_dir, files, plan.prefix)
-    finish = (output_dir, files, stages, config, argv, plan.fingerprint, started, plan.lineage, plan.skipped,
-              plan.checksums)
+    finish = functools.partial(_finish_run, output_dir, files, stages, config, argv, plan.fingerprint, started,
+                               plan.lineage, plan.skipped, plan.checksums)
     if opts.no_wait:
-        (staged | "AllStaged" >> beam.combiners.Count.Globally()
-         | "WriteManifest" >> beam.Map(lambda _, finish: _finish_run(*finish), finish))
+        staged | "AllStaged" >> beam.combiners.Count.Globally() | "WriteManifest" >> beam.Map(lambda _: finish())
         pipeline.run()
         print(f"babelbeam: job submitted; its last step writes {fs.join(output_dir, 'manifest.json')}")
         return 0
     result = pipeline.run()
     result.wait_until_finish()
-    manifest = _finish_run(*finish, busy=run_manifest.busy_seconds(result, stages))
+    manifest = finish(busy=run_manifest.busy_seconds(result, stages))
     print(run_manifest.summary(manifest))
     corrupt = manifest["accounting"]["corrupt_inputs"]
     if corrupt and not opts.allow_corrupt_inputs:

@@ -87,7 +87,7 @@ def prepare_output(output_dir: str, run_fingerprint: str, overwrite: bool) -> No
                               f"{'...' if len(foreign) > 3 else ''}); choose another --output")
         if "manifest.json" in entries:
             try:
-                previous = _read(fs.join(output_dir, "manifest.json"), {}).get("fingerprint")
+                previous = fs.read_json(fs.join(output_dir, "manifest.json"), {}).get("fingerprint")
             except (OSError, ValueError):
                 previous = None
             if previous != run_fingerprint:
@@ -102,10 +102,10 @@ def earlier_manifests(output_dir: str) -> list[dict]:
     found = {}
     for path in fs.list_files(fs.join(output_dir, "runs")):
         if path.endswith(".json"):
-            m = _read(path, None)
+            m = fs.read_json(path, None)
             if m:
                 found[m["fingerprint"]] = m
-    latest = _read(fs.join(output_dir, "manifest.json"), None)
+    latest = fs.read_json(fs.join(output_dir, "manifest.json"), None)
     if latest:
         found[latest["fingerprint"]] = latest
     return sorted(found.values(), key=lambda m: m.get("finished_at", ""))
@@ -141,13 +141,9 @@ def prepare_incremental(output_dir: str, run_id: str) -> None:
     fs.delete([p for p in fs.list_files(output_dir)
                if fs.basename(p).startswith(f"part-{run_id}-") or ".tmp-" in fs.basename(p)])
     # the latest complete run becomes an archived one; this run's manifest will name it in its lineage
-    latest = _read(fs.join(output_dir, "manifest.json"), None)
+    latest = fs.read_json(fs.join(output_dir, "manifest.json"), None)
     if latest:
         fs.write_json(fs.join(output_dir, "runs", f"{latest['fingerprint']}.json"), latest)
-
-
-def _read(path: str, default):
-    return fs.read_json(path, default)
 
 
 def _versions() -> dict[str, str]:
@@ -210,11 +206,11 @@ def finalize(output_dir, files, stages, config, argv, run_fingerprint, elapsed, 
              known_checksums=None, busy=None) -> dict:
     staging = fs.join(output_dir, "_staging")
     checksums = dict(known_checksums or {})
-    checksums.update({c["path"]: c["xxh3_128"] for c in _read(fs.join(staging, "checksums.json"), [])})
+    checksums.update({c["path"]: c["xxh3_128"] for c in fs.read_json(fs.join(staging, "checksums.json"), [])})
     stats: dict = defaultdict(lambda: defaultdict(dict))
-    for (stage, key, metric), value in _read(fs.join(staging, "stats.json"), []):
+    for (stage, key, metric), value in fs.read_json(fs.join(staging, "stats.json"), []):
         stats[stage][key][metric] = value
-    outputs = sorted(_read(fs.join(staging, "files.json"), []), key=lambda f: f["path"])
+    outputs = sorted(fs.read_json(fs.join(staging, "files.json"), []), key=lambda f: f["path"])
     manifest = {
         "babelbeam_manifest": 1,
         "fingerprint": run_fingerprint,
@@ -230,7 +226,7 @@ def finalize(output_dir, files, stages, config, argv, run_fingerprint, elapsed, 
         "versions": _versions(),
         "inputs": [{"name": f.name, "path": f.path, "format": f.fmt, "compression": f.compression,
                     "bytes": f.size, "xxh3_128": checksums.get(f.path)} for f in files],
-        "accounting": accounting(_read(fs.join(staging, "accounting.json"), []), stages),
+        "accounting": accounting(fs.read_json(fs.join(staging, "accounting.json"), []), stages),
         "stage_stats": {s: dict(v) for s, v in stats.items() if s != "report"},
         "profile": dict(stats.get("report", {})),
         "outputs": outputs,

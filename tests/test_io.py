@@ -385,3 +385,16 @@ def test_read_documents_transform_outputs_by_tag(tmp_path):
                     label="rejected")
         assert_that(read["quarantine"] | "Raw" >> beam.Map(lambda q: q["raw"]), equal_to([b"not json"]),
                     label="quarantine")
+
+
+def test_atomic_create_leaves_nothing_when_the_write_fails(tmp_path):
+    from transforms import fs
+
+    target = str(tmp_path / "sub" / "part-00000.parquet")
+    with pytest.raises(RuntimeError):
+        with fs.atomic_create(target) as f:
+            f.write(b"half a shard")
+            raise RuntimeError("worker died")
+    assert fs.list_files(str(tmp_path)) == []
+    fs.write_atomic(target, b"whole")
+    assert fs.list_files(str(tmp_path)) == [target] and fs.read_bytes(target) == b"whole"

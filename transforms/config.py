@@ -224,7 +224,7 @@ class BitextConfig(_Strict):
                           "below ~100k on CPU: tools/bench/RESULTS_bitext.md)")
     pq_min: int = Field(1_000_000, gt=0, description="from this shard size on, stopes' OPQ64,IVF,PQ64 (compressed)")
     nprobe: int = Field(128, gt=0)
-    index: str | None = Field(None, description="faiss index_factory string with IVF; None: chosen by shard size")
+    index: str | None = Field(None, description="faiss index_factory string (Flat, or one with IVF); None: chosen by shard size")
 
     @field_validator("encoders")
     @classmethod

@@ -8,11 +8,13 @@ inferred from a name here: readers decide how to decode what they read.
 
 from __future__ import annotations
 
+import glob as _glob
 import json
 import os
 import posixpath
 import shutil
 import uuid
+from contextlib import contextmanager
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -74,8 +76,6 @@ def list_files(folder: str, limit: int | None = None) -> list[str]:
 def glob(pattern: str) -> list[str]:
     """Paths matching a glob (`**` crosses folders); a local folder matches itself."""
     if is_local(pattern):
-        import glob as _glob
-
         return sorted(_glob.glob(os.path.expanduser(pattern), recursive=True))
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
@@ -94,24 +94,23 @@ def read_json(path: str, default=None):
     return json.loads(read_bytes(path)) if exists(path) else default
 
 
-def temporary_name(path: str) -> str:
-    return f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-
-
-def create(path: str):
-    """A binary file object for writing; local parent folders are made."""
-    return FileSystems.create(path, compression_type=RAW)
-
-
-def commit(tmp: str, final: str) -> None:
-    FileSystems.rename([tmp], [final])
+@contextmanager
+def atomic_create(path: str):
+    """A binary file object whose bytes appear at `path` only when the block succeeds; on failure the temporary
+    object is removed. Local parent folders are made."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with FileSystems.create(tmp, compression_type=RAW) as f:
+            yield f
+        FileSystems.rename([tmp], [path])
+    except BaseException:
+        remove(tmp)
+        raise
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    tmp = temporary_name(path)
-    with create(tmp) as f:
+    with atomic_create(path) as f:
         f.write(data)
-    commit(tmp, path)
 
 
 def write_json(path: str, value) -> None:
@@ -126,7 +125,10 @@ def delete(paths: list[str]) -> None:
 def remove(path: str) -> None:
     """Remove a file, or a folder and everything below it; nothing to remove is fine."""
     if is_local(path):
-        shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
     else:
         delete([p for p in [path] if FileSystems.exists(p)] + list_files(path))
 

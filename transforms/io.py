@@ -109,7 +109,7 @@ def expand_inputs(patterns: list[str], input_format: str | None = None) -> list[
             raise InputError(f"no input matches '{pattern}'")
         for match in matches:
             if fs.is_dir(match):
-                files = [p for p in fs.list_files(match) if not fs.relative(p, match).split("/")[-1].startswith(".")]
+                files = [p for p in fs.list_files(match) if not fs.basename(p).startswith(".")]
                 base = match
             else:
                 files, base = [match], fs.dirname(match)
@@ -500,12 +500,11 @@ class _WriteShardFn(beam.DoFn):
 
     def _write(self, folder: str, index: int, tables) -> dict:
         final = fs.join(folder, f"part-{self.prefix}{index:05d}.parquet")
-        tmp = fs.temporary_name(final)
         compression = None if self.config.compression == "none" else self.config.compression
         level = self.config.compression_level if compression in ("zstd", "gzip") else None
         group = self.config.row_group_rows
         rows, pending = 0, []
-        with fs.create(tmp) as handle, pq.ParquetWriter(
+        with fs.atomic_create(final) as handle, pq.ParquetWriter(
                 handle, self.schema, compression=compression or "none", compression_level=level,
                 write_statistics=True) as writer:
             for table in tables:  # full row groups across bucket boundaries; the remainder waits
@@ -520,7 +519,6 @@ class _WriteShardFn(beam.DoFn):
                 rest = pa.concat_tables(pending)
                 writer.write_table(rest, row_group_size=group)
                 rows += rest.num_rows
-        fs.commit(tmp, final)
         return {"path": fs.relative(final, self.output_dir), "partition": fs.basename(folder)
                 if folder != self.base else "", "rows": rows, "bytes": fs.size(final)}
 
