@@ -173,11 +173,14 @@ def _full_lp(trace, scale: float, fixed_alpha=None) -> float:
     return float(res.fun)
 
 
-@pytest.mark.parametrize("strides", [(), (4,)])
-def test_lazy_lp_solves_the_full_lp(tmp_path, strides):
+@pytest.mark.parametrize("strides,per_merge,purge", [((), 10, None), ((4,), 10, None), ((4, 2), 2, 1)])
+def test_lazy_lp_solves_the_full_lp(tmp_path, strides, per_merge, purge):
     trace = _held_out_trace(tmp_path)
-    result = solve_mixture(trace, coarse_strides=strides)
+    result = solve_mixture(trace, coarse_strides=strides, per_merge=per_merge, purge_after=purge,
+                           phase_gap=0.05 if purge else 0.0)
     assert result.converged and result.optimal
+    if purge:  # rows were deleted from the model, and the optimum is still the full LP's
+        assert result.purged > 0
     assert result.rounds > 1  # the instance does need more than one round of constraints
     assert result.violated_last_round == 0 and result.gap == 0.0
     assert all(entry["in_model_violated"] == 0 for entry in result.round_log)  # nothing is ever re-added

@@ -9,7 +9,13 @@ the uniform 1/N guess. Pair counts are taken on a disjoint half of each category
 the paper does with separate data) or on the lines the training text was drawn from (`--count-on train`).
 
 `--make-tatoeba DIR` first writes one folder per language from the Tatoeba dev set (the non-English side of
-each file, and English from all the English sides).
+each file, and English from all the English sides). Tatoeba has only 3–35 KB per language, far too little to
+pin down pair frequencies, so `--make-wordfreq DIR --wordfreq-bytes B` writes B bytes per language for the 42
+languages of `wordfreq` instead: lines of words drawn independently from each language's word-frequency list.
+BPE merges never cross pretoken boundaries, so what it learns from a text is its word-frequency table; text
+drawn from a real table keeps that (every word's spelling and its frequency) while word order is lost, which
+BPE never sees. The lists are truncated (the 'small' ones to ~31k words covering ~95% of tokens), so the
+rare-word tail is thinner than in real text.
 """
 
 from __future__ import annotations
@@ -51,6 +57,39 @@ def make_tatoeba_categories(src: Path, dst: Path) -> dict[str, int]:
     english.pop("", None)
     sizes["eng"] = _write_category(dst / "eng", list(english))
     (dst / "NOTICE.txt").write_text(TATOEBA_NOTICE, encoding="utf-8")
+    return sizes
+
+
+WORDFREQ_NOTICE = ("Lines of words drawn from the word-frequency lists of wordfreq (Robyn Speer et al., "
+                   "https://github.com/rspeer/wordfreq), whose data is licensed CC BY-SA 4.0; built by "
+                   "tools.mixture_experiment --make-wordfreq.\n")
+_NO_SPACES = {"ja", "zh"}  # languages written without spaces between words
+
+
+def make_wordfreq_categories(dst: Path, n_bytes: int, seed: int, words_per_line: int = 12) -> dict[str, int]:
+    """One folder per wordfreq language (ISO 639-3 names), `n_bytes` of lines of independently drawn words."""
+    try:
+        import langcodes
+        import wordfreq
+    except ImportError as exc:  # an optional dependency of this experiment only
+        raise CategoryError(f"--make-wordfreq needs the 'eval' extra (pip install -e '.[eval]'): {exc}") from exc
+    rng = np.random.default_rng(seed)
+    sizes = {}
+    for code in sorted(wordfreq.available_languages("best")):
+        table = wordfreq.get_frequency_dict(code, "best")
+        words = list(table)
+        p = np.fromiter(table.values(), dtype=np.float64, count=len(words))
+        p /= p.sum()
+        sep = "" if code in _NO_SPACES else " "
+        lines, size = [], 0
+        while size < n_bytes:
+            for row in rng.choice(len(words), size=(256, words_per_line), p=p):
+                line = sep.join(words[i] for i in row)
+                lines.append(line)
+                size += len(line.encode("utf-8")) + 1
+        sizes[langcodes.Language.get(code).to_alpha3()] = _write_category(
+            dst / langcodes.Language.get(code).to_alpha3(), lines)
+    (dst / "NOTICE.txt").write_text(WORDFREQ_NOTICE, encoding="utf-8")
     return sizes
 
 
@@ -229,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--categories", type=Path, help="one sub-folder (or file) of text per category")
     ap.add_argument("--make-tatoeba", type=Path, metavar="DIR", help="build category folders from Tatoeba into DIR")
+    ap.add_argument("--make-wordfreq", type=Path, metavar="DIR",
+                    help="build category folders of text drawn from wordfreq's word-frequency lists into DIR")
+    ap.add_argument("--wordfreq-bytes", type=int, default=4_000_000, help="bytes per language for --make-wordfreq")
     ap.add_argument("--tatoeba-src", type=Path, default=Path("/work/shared/data/tatoeba-dev"))
     ap.add_argument("--n", type=int, default=5)
     ap.add_argument("--trials", type=int, default=10)
@@ -242,9 +284,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, help="LP time budget per trial (default: none)")
     ap.add_argument("--details", action="store_true", help="include every trial's weights and estimates")
     args = ap.parse_args(argv)
-    if args.make_tatoeba:
-        sizes = make_tatoeba_categories(args.tatoeba_src, args.make_tatoeba)
-        print(json.dumps({"categories": len(sizes), "bytes": sizes}, sort_keys=True))
+    made = None
+    try:
+        if args.make_tatoeba:
+            made = make_tatoeba_categories(args.tatoeba_src, args.make_tatoeba)
+        elif args.make_wordfreq:
+            made = make_wordfreq_categories(args.make_wordfreq, args.wordfreq_bytes, args.seed)
+    except CategoryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if made is not None:
+        print(json.dumps({"categories": len(made), "bytes": made}, sort_keys=True))
         if not args.categories:
             return 0
     if not args.categories:

@@ -109,7 +109,8 @@ def infer(samples: Mapping[str, CategorySample], merges: MergeList, config: Mixt
         per_round=config.constraints_per_round, max_rounds=config.max_rounds, tol=config.violation_tol,
         gap_tol=config.gap_tol, time_limit=config.time_limit_s, max_seconds=config.max_seconds,
         skip_unseen=config.skip_unseen_merges, solver=config.lp_solver, warm_solver=config.lp_warm_solver,
-        coarse_strides=tuple(config.coarse_strides),
+        coarse_strides=tuple(config.coarse_strides), phase_gap=config.phase_gap_tol,
+        purge_after=config.purge_idle_rounds,
     )
     report["timing"] = {
         "apply_seconds": round(trace.apply_seconds, 3),

@@ -27,6 +27,21 @@ from transforms.mixture import CategorySample
 from transforms.mixture_merges import read_merge_list
 
 
+def _gap_milestones(result, trace, chosen, true) -> dict:
+    """When the last phase's bound gap first fell to 10%, 1% and 0.1%: seconds since the LP started (at the
+    end of that round's solve) and the in-sample log10 MSE of that round's shares."""
+    order = [trace.categories.index(c) for c in chosen]
+    out = {}
+    for level in (0.1, 0.01, 0.001):
+        hit = next((r for r in result.round_log if r["phase"] == result.phases and "byte_shares" in r
+                    and r.get("gap", 1.0) <= level), None)
+        if hit is not None:
+            est = np.asarray(hit["byte_shares"])[order]
+            out[str(level)] = {"round": hit["round"], "lp_seconds": hit["seconds"],
+                               "log10_mse_in_sample": round(log_mse(est, true), 3)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--categories", type=Path, required=True)
@@ -36,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-bytes", type=int, default=15_000, help="only categories with this much text")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=None, help="LP time budget (default: none)")
+    ap.add_argument("--max-rounds", type=int, default=10_000, help="LP round budget (default: until converged)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     pools = {name: load_lines(files) for name, files in category_files(args.categories).items()}
@@ -66,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     sample_mb = sum(s.n_bytes for s in samples.values()) / 1e6
     trace = apply_merges({c: s.words for c, s in samples.items()}, merges, {c: s.n_bytes for c, s in samples.items()})
     cfg = MixtureConfig(max_seconds=args.max_seconds)
-    result = solve_mixture(trace, coarse_strides=tuple(cfg.coarse_strides), solver=cfg.lp_solver,
-                           warm_solver=cfg.lp_warm_solver, max_rounds=cfg.max_rounds, max_seconds=cfg.max_seconds)
+    result = solve_mixture(trace, per_merge=cfg.constraints_per_merge, coarse_strides=tuple(cfg.coarse_strides),
+                           phase_gap=cfg.phase_gap_tol, purge_after=cfg.purge_idle_rounds, solver=cfg.lp_solver,
+                           warm_solver=cfg.lp_warm_solver, max_rounds=args.max_rounds, max_seconds=cfg.max_seconds)
     est = result.byte_shares[[trace.categories.index(c) for c in chosen]]
     out.update({
         "sample_mb": round(sample_mb, 3),
@@ -80,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "phase": f"{result.phase}/{result.phases}",
         "full_solve_seconds": round(trace.apply_seconds + result.seconds, 2),
         "log10_mse_in_sample": round(log_mse(est, true), 3),
+        "last_phase_gap_reached": _gap_milestones(result, trace, chosen, true),
     })
     print(json.dumps(out, indent=2))
     return 0
