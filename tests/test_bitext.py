@@ -187,3 +187,75 @@ def test_sentence_transformers_model_by_path(calibration_file):
     tgt = side_info(b, [("eng", 0.9)] * 3, "eng", config)
     mined = mine_embeddings([va], [vb], src, tgt, (spec,), config, {})
     assert sorted(zip(mined.src.tolist(), mined.tgt.tolist())) == [(0, 1), (1, 2), (2, 0)]
+
+
+def _tiny_laser(folder, with_dictionary: bool = False):
+    """A LASER-format checkpoint with random weights and a SentencePiece model trained here (no weights exist
+    offline): the format, tokenisation and pooling are what is tested, not translation quality."""
+    import sentencepiece as spm
+    import torch
+
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(FRA + ENG + ENG_DISTRACTORS),
+                                   model_prefix=str(folder / "laser2"), vocab_size=80, hard_vocab_limit=False,
+                                   minloglevel=2)
+    (folder / "laser2.model").rename(folder / "laser2.spm")
+    sp = spm.SentencePieceProcessor(model_file=str(folder / "laser2.spm"))
+    pieces = [sp.id_to_piece(i) for i in range(3, sp.get_piece_size())]  # spm's own specials are not in a cvocab
+    (folder / "laser2.cvocab").write_text("".join(f"{p} 1\n" for p in pieces), encoding="utf-8")
+    params = {"num_embeddings": len(pieces) + 4, "padding_idx": 1, "embed_dim": 12, "hidden_size": 8,
+              "num_layers": 2, "bidirectional": True, "left_pad": True, "padding_value": 0.0}
+    torch.manual_seed(0)
+    module = torch.nn.Module()
+    module.embed_tokens = torch.nn.Embedding(params["num_embeddings"], 12, padding_idx=1)
+    module.lstm = torch.nn.LSTM(12, 8, num_layers=2, bidirectional=True)
+    state = {"params": params, "model": module.state_dict()}
+    if with_dictionary:
+        state["dictionary"] = {p: i + 4 for i, p in enumerate(reversed(pieces))}
+    torch.save(state, folder / "laser2.pt")
+    return folder / "laser2.pt", module
+
+
+def test_laser_checkpoint_by_path(tmp_path):
+    """The `laser:` path: LASER's checkpoint and vocabulary format, batching that does not change a sentence's
+    embedding, and max-pooling that never picks padding."""
+    torch = pytest.importorskip("torch")
+    path, module = _tiny_laser(tmp_path)
+    encoder = get_encoder(f"laser:{path}")
+    texts = FRA[:3] + ["Hi", "", "«Quoi ?»  — l’été…"]
+    vectors = encoder.encode(texts)
+    assert vectors.shape == (len(texts), 16) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    one_by_one = np.concatenate([encoder.encode([t]) for t in texts])
+    assert np.allclose(vectors, one_by_one, atol=1e-5)  # padding in a mixed-length batch changes nothing
+
+    ids = encoder.token_ids("Le chat dort.")
+    assert ids[-1] == encoder.EOS and min(ids[:-1]) >= 4 and encoder.UNK not in ids
+    assert encoder.token_ids("Le Chat dort.") == ids  # lower-cased, as LASER does
+    assert encoder.token_ids('"Quoi?"') == encoder.token_ids("«Quoi?»")  # Moses punctuation normalisation
+    with torch.no_grad():  # the reference: the same weights run on the one unpadded sentence
+        hidden, _ = module.lstm(module.embed_tokens(torch.tensor(ids)).unsqueeze(1))
+    expected = hidden.max(dim=0).values.numpy()
+    assert np.allclose(encoder.encode(["Le chat dort."])[0], expected / np.linalg.norm(expected), atol=1e-5)
+
+    config = BitextConfig(encoders=[f"laser:{path}"], encoder_languages={f"laser:{path}": ["fra", "eng"]},
+                          scorer="margin", threshold=1.0)
+    plans = plan_pairs({"fra_Latn": "fra", "eng_Latn": "eng"}, config)
+    assert [p.encoders for p in plans] == [(f"laser:{path}",)]
+
+
+def test_laser_dictionary_in_checkpoint_and_bad_checkpoints(tmp_path):
+    from transforms.bitext_encoders import LaserEncoder
+
+    torch = pytest.importorskip("torch")
+    path, _ = _tiny_laser(tmp_path, with_dictionary=True)
+    encoder = LaserEncoder(str(path))
+    first = encoder.sp.id_to_piece(3)  # line 1 of the cvocab (id 4); the checkpoint's own table reverses it
+    assert encoder.dictionary[first] == encoder.sp.get_piece_size()
+    transformer = tmp_path / "laser3-xyz.v1.pt"
+    torch.save({"model_type": "transformer", "params": {}, "model": {}}, transformer)
+    with pytest.raises(ValueError, match="not a LASER BiLSTM checkpoint"):
+        LaserEncoder(str(transformer))
+    with pytest.raises(ValueError, match="not a file"):
+        LaserEncoder(str(tmp_path / "missing.pt"))
+    (tmp_path / "laser2.cvocab").unlink()
+    with pytest.raises(ValueError, match="no laser2.spm/.cvocab"):
+        LaserEncoder(str(path))

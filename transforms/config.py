@@ -196,15 +196,16 @@ class DedupConfig(_Strict):
 class BitextConfig(_Strict):
     encoders: list[str] = Field(
         default_factory=lambda: ["usem3"],
-        description="'usem3', 'e5-small' or 'st:<sentence-transformers model directory>', in order of preference. "
+        description="'usem3', 'e5-small', 'st:<sentence-transformers model directory>' or 'laser:<LASER checkpoint.pt>', "
+        "in order of preference. "
         "The default is USE-m alone (16 languages, ~1,600 sentences/s on 2 cores); add 'e5-small' for ~100 "
         "languages at ~80 sentences/s. Languages no listed encoder covers are skipped and counted.",
     )
     combine_encoders: bool = Field(True, description="use every listed encoder that covers both languages")
     encoder_languages: dict[str, list[str]] = Field(
-        default_factory=dict, description="ISO 639-3 languages an 'st:' encoder covers (required for those)"
+        default_factory=dict, description="ISO 639-3 languages an 'st:' or 'laser:' encoder covers (required for those)"
     )
-    device: str = Field("cpu", description="torch device of 'st:' encoders, e.g. cuda")
+    device: str = Field("cpu", description="torch device of 'st:' and 'laser:' encoders, e.g. cuda")
     encoder_threads: int = Field(1, gt=0)
     batch_size: int = Field(64, gt=0, description="sentences per encoder call")
     pivot: str | None = Field("eng", description="None: mine every pair of languages")
