@@ -143,8 +143,9 @@ def _held_out_trace(tmp_path, merges: int = 40):
     return apply_merges(tables, ml, {lang: 1 for lang in langs})
 
 
-def _full_lp(trace, scale: float, fixed_alpha=None) -> float:
-    """The LP with every (merge, pair) constraint at once; returns its optimal objective (scaled units)."""
+def _full_lp(trace, scale: float, eps: float, fixed_alpha=None) -> float:
+    """The LP with every (merge, pair) constraint at once, each relaxed by `eps`; returns its optimal objective
+    (scaled units)."""
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
 
@@ -167,7 +168,7 @@ def _full_lp(trace, scale: float, fixed_alpha=None) -> float:
     a_ub = coo_matrix((vals, (rows, cols)), shape=(r, n + T + P)).tocsr()
     cost = np.r_[np.zeros(n), np.ones(T + P)]
     bounds = [(a, a) for a in fixed_alpha] if fixed_alpha is not None else [(0, None)] * n
-    res = linprog(cost, A_ub=a_ub, b_ub=np.zeros(r), A_eq=np.r_[np.ones(n), np.zeros(T + P)][None, :], b_eq=[1],
+    res = linprog(cost, A_ub=a_ub, b_ub=np.full(r, eps), A_eq=np.r_[np.ones(n), np.zeros(T + P)][None, :], b_eq=[1],
                   bounds=bounds + [(0, None)] * (T + P), method="highs")
     assert res.status == 0, res.message
     return float(res.fun)
@@ -184,16 +185,16 @@ def test_lazy_lp_solves_the_full_lp(tmp_path, strides, per_merge, purge):
     assert result.rounds > 1  # the instance does need more than one round of constraints
     assert result.violated_last_round == 0 and result.gap == 0.0
     assert all(entry["in_model_violated"] == 0 for entry in result.round_log)  # nothing is ever re-added
-    full = _full_lp(trace, 1e6)
+    full = _full_lp(trace, 1e6, result.tolerance)
     assert result.objective == pytest.approx(full, rel=1e-6)
     # the lazy α is an optimal α of the full LP: fixing it there costs nothing more
-    assert _full_lp(trace, 1e6, fixed_alpha=result.alpha) == pytest.approx(full, rel=1e-6)
+    assert _full_lp(trace, 1e6, result.tolerance, fixed_alpha=result.alpha) == pytest.approx(full, rel=1e-6)
 
 
 def test_lp_bounds_bracket_the_optimum_when_stopped_early(tmp_path):
     trace = _held_out_trace(tmp_path)
     result = solve_mixture(trace, max_rounds=1)
-    full = _full_lp(trace, 1e6)
+    full = _full_lp(trace, 1e6, result.tolerance)
     assert not result.converged and result.violated_last_round > 0
     assert result.objective <= full * (1 + 1e-9) <= result.upper_bound * (1 + 1e-9)
     assert 0 < result.gap < 1

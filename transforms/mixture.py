@@ -106,7 +106,7 @@ def infer(samples: Mapping[str, CategorySample], merges: MergeList, config: Mixt
     total_mb = sum(s.n_bytes for s in usable.values()) / 1e6
     result = solve_mixture(
         trace, scale=config.count_scale, per_merge=config.constraints_per_merge,
-        per_round=config.constraints_per_round, max_rounds=config.max_rounds, tol=config.violation_tol,
+        per_round=config.constraints_per_round, max_rounds=config.max_rounds, tol_occurrences=config.violation_tol,
         gap_tol=config.gap_tol, time_limit=config.time_limit_s, max_seconds=config.max_seconds,
         skip_unseen=config.skip_unseen_merges, solver=config.lp_solver, warm_solver=config.lp_warm_solver,
         coarse_strides=tuple(config.coarse_strides), phase_gap=config.phase_gap_tol,
