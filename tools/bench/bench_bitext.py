@@ -3,8 +3,10 @@
     python -m tools.bench.bench_bitext encoders --n 200
     python -m tools.bench.bench_bitext knn --sizes 10000 30000 100000 --dim 384
 
-The kNN benchmark uses synthetic vectors: n random unit "source" vectors around 1024 cluster centres and, as
-"targets", noisy copies of them (so every source has one true translation), not real sentence embeddings.
+The kNN benchmark uses synthetic vectors by default: n random unit "source" vectors around 1024 cluster centres
+and, as "targets", noisy copies of them (so every source has one true translation). `--real ENCODER` uses real
+sentence embeddings instead: the non-English sides of every Tatoeba dev file as sources and their English
+sides as targets (one pair per distinct English sentence, ~40k in all), embedded once and cached.
 Each size runs the stage's mining (`mine_embeddings`: kNN both directions, margin, max mode) with exact
 (Flat) search, with IVF over full vectors (the default above 50k per shard) and, up to --pq-max, with stopes'
 OPQ64/IVF/PQ64; recall is the share of exact top-1 neighbours the approximate search also finds, and the share
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -52,17 +55,50 @@ def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def bench_knn(sizes: list[int], dim: int, pq_max: int, nprobe: int = 128) -> list[dict]:
+def tatoeba_vectors(encoder: str, cache: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Real embeddings of every Tatoeba dev pair (non-English side, English side), in a fixed random order, one
+    pair per distinct English sentence so that each source has a single true target."""
+    from tools.eval_tatoeba import all_languages, embeddings, load_pairs
+
+    xs, ys, src_texts, eng_texts, seen = [], [], [], [], set()
+    for language in all_languages():
+        src, eng = load_pairs(language)
+        keep = [i for i, e in enumerate(eng) if e not in seen and not seen.add(e)]
+        if not keep:
+            continue
+        xs.append(embeddings(encoder, language, "src", src, cache, keep))
+        ys.append(embeddings(encoder, language, "eng", eng, cache, keep))
+        src_texts += [src[i] for i in keep]
+        eng_texts += [eng[i] for i in keep]
+    order = np.random.default_rng(0).permutation(len(src_texts))
+    x, y = np.concatenate(xs)[order], np.concatenate(ys)[order]
+    return x, y, [src_texts[i] for i in order], [eng_texts[i] for i in order]
+
+
+def bench_knn(sizes: list[int], dim: int, pq_max: int, nprobe: int = 128, real: str | None = None,
+              cache: Path = Path("/tmp/bitext_cache")) -> list[dict]:
     out = []
+    pool = tatoeba_vectors(real, cache) if real else None
     for n in sizes:
-        x, y = synthetic(n, dim)
-        # distinct texts whose numbers agree only for the planted pairs: what the filters see of real bitext
-        side = SideInfo([f"alpha beta gamma {i}" for i in range(n)], np.ones(n, np.float32), np.ones(n, np.float32),
-                        "fra")
-        tgt = SideInfo([f"uno dos tres {i}" for i in range(n)], np.ones(n, np.float32), np.ones(n, np.float32), "eng")
+        if pool:
+            n = min(n, len(pool[0]))
+            x, y = normalize_rows(pool[0][:n]), normalize_rows(pool[1][:n])
+            dim = x.shape[1]
+            side = SideInfo(pool[2][:n], np.asarray([len(t.split()) for t in pool[2][:n]], np.float32),
+                            np.ones(n, np.float32), "mul")
+            tgt = SideInfo(pool[3][:n], np.asarray([len(t.split()) for t in pool[3][:n]], np.float32),
+                           np.ones(n, np.float32), "eng")
+        else:
+            x, y = synthetic(n, dim)
+            # distinct texts whose numbers agree only for the planted pairs: what the filters see of real bitext
+            side = SideInfo([f"alpha beta gamma {i}" for i in range(n)], np.ones(n, np.float32),
+                            np.ones(n, np.float32), "fra")
+            tgt = SideInfo([f"uno dos tres {i}" for i in range(n)], np.ones(n, np.float32), np.ones(n, np.float32),
+                           "eng")
         kinds = {"exact": "Flat", "ivf": index_factory_string(n, dim, 1),
                  "pq": index_factory_string(n, dim, 1, pq_min=1)}
-        row = {"n": n, "dim": dim, "nprobe": nprobe, "ivf_index": kinds["ivf"], "pq_index": kinds["pq"]}
+        row = {"n": n, "dim": dim, "vectors": real or "synthetic", "nprobe": nprobe, "ivf_index": kinds["ivf"],
+               "pq_index": kinds["pq"]}
         sample = np.random.default_rng(1).choice(n, size=min(n, 2000), replace=False)
         top1 = {}
         for name, spec in kinds.items():
@@ -93,9 +129,11 @@ def main() -> None:
     k.add_argument("--dim", type=int, default=384)
     k.add_argument("--nprobe", type=int, default=128, help="IVF lists searched per query (stopes: 128)")
     k.add_argument("--pq-max", type=int, default=10_000, help="largest size to run stopes' OPQ/PQ index at")
+    k.add_argument("--real", metavar="ENCODER", help="real Tatoeba embeddings from this encoder (e.g. usem3)")
+    k.add_argument("--cache", type=Path, default=Path("/tmp/bitext_cache"), help="embedding cache for --real")
     args = ap.parse_args()
     result = (bench_encoders(args.n, args.specs) if args.what == "encoders"
-              else bench_knn(args.sizes, args.dim, args.pq_max, args.nprobe))
+              else bench_knn(args.sizes, args.dim, args.pq_max, args.nprobe, args.real, args.cache))
     print(json.dumps({"benchmark": args.what, "results": result}, indent=1))
 
 
