@@ -87,8 +87,8 @@ def make_wordfreq_categories(dst: Path, n_bytes: int, seed: int, words_per_line:
                 line = sep.join(words[i] for i in row)
                 lines.append(line)
                 size += len(line.encode("utf-8")) + 1
-        sizes[langcodes.Language.get(code).to_alpha3()] = _write_category(
-            dst / langcodes.Language.get(code).to_alpha3(), lines)
+        name = langcodes.Language.get(code).to_alpha3()
+        sizes[name] = _write_category(dst / name, lines)
     (dst / "NOTICE.txt").write_text(WORDFREQ_NOTICE, encoding="utf-8")
     return sizes
 

@@ -194,9 +194,8 @@ class LaserEncoder:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 lengths = torch.tensor([len(ids[i]) for i in chunk])
-                tokens = torch.full((len(chunk), int(lengths.max())), self.PAD, dtype=torch.long)
-                for row, i in enumerate(chunk):
-                    tokens[row, : len(ids[i])] = torch.tensor(ids[i])
+                tokens = torch.nn.utils.rnn.pad_sequence([torch.tensor(ids[i]) for i in chunk], batch_first=True,
+                                                         padding_value=self.PAD)
                 out[chunk] = self.module(tokens.to(self.device), lengths).float().cpu().numpy()
         return normalize_rows(out)
 

@@ -57,6 +57,17 @@ class CategorySample:
         return self
 
 
+def lp_options(config: MixtureConfig) -> dict:
+    """`solve_mixture` keyword arguments from the stage's configuration (one mapping for the stage and tools)."""
+    return dict(
+        scale=config.count_scale, per_merge=config.constraints_per_merge, per_round=config.constraints_per_round,
+        max_rounds=config.max_rounds, tol_occurrences=config.violation_tol, gap_tol=config.gap_tol,
+        time_limit=config.time_limit_s, max_seconds=config.max_seconds, skip_unseen=config.skip_unseen_merges,
+        solver=config.lp_solver, warm_solver=config.lp_warm_solver, coarse_strides=tuple(config.coarse_strides),
+        phase_gap=config.phase_gap_tol, purge_after=config.purge_idle_rounds,
+    )
+
+
 def load_merges(config: MixtureConfig) -> MergeList:
     path = config.merges or str(default_merge_list_path())
     return read_merge_list(path, config.pretokenizer).top(config.top_merges)
@@ -104,14 +115,7 @@ def infer(samples: Mapping[str, CategorySample], merges: MergeList, config: Mixt
         return report
     trace = apply_merges({c: s.words for c, s in usable.items()}, merges, {c: s.n_bytes for c, s in usable.items()})
     total_mb = sum(s.n_bytes for s in usable.values()) / 1e6
-    result = solve_mixture(
-        trace, scale=config.count_scale, per_merge=config.constraints_per_merge,
-        per_round=config.constraints_per_round, max_rounds=config.max_rounds, tol_occurrences=config.violation_tol,
-        gap_tol=config.gap_tol, time_limit=config.time_limit_s, max_seconds=config.max_seconds,
-        skip_unseen=config.skip_unseen_merges, solver=config.lp_solver, warm_solver=config.lp_warm_solver,
-        coarse_strides=tuple(config.coarse_strides), phase_gap=config.phase_gap_tol,
-        purge_after=config.purge_idle_rounds,
-    )
+    result = solve_mixture(trace, **lp_options(config))
     report["timing"] = {
         "apply_seconds": round(trace.apply_seconds, 3),
         "apply_mb_per_s": round(total_mb / trace.apply_seconds, 4) if trace.apply_seconds > 0 else None,

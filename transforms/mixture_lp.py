@@ -174,8 +174,8 @@ def solve_mixture(
 
     Normalised counts fall to ~1e-6 at late merges, under HiGHS's tolerances, hence `scale`. Every row is
     relaxed by ε = `tol_occurrences` occurrences of a pair in the largest sample (scaled), so the result is the
-    exact optimum of that relaxed LP (`LPResult.tolerance` is ε). `per_round` caps the constraints added per round (None: up to `per_merge` for every
-    merge). `coarse_strides` (e.g. (16, 4)) first solve on every 16th merge, then every 4th, then all: the
+    exact optimum of that relaxed LP (`LPResult.tolerance` is ε). `per_round` caps the constraints added per
+    round (None: up to `per_merge` for every merge). `coarse_strides` (e.g. (16, 4)) first solve on every 16th merge, then every 4th, then all: the
     rows found there are rows of the full LP too, and they bring α close to its optimum cheaply, so the dense
     rounds no longer jump between corners of the simplex. A coarse phase ends when nothing is violated or its
     bound gap is ≤ `phase_gap` (its job is a good start, not an exact optimum). `purge_after` (None: never)
@@ -202,8 +202,9 @@ def solve_mixture(
     pair_col = np.full(trace.n_pairs, -1, dtype=np.int64)
     n_cols = n
     in_model: set[int] = set()
-    row_key = np.zeros(0, dtype=np.int64)  # t * n_pairs + p of model row i + 1 (row 0 is Σα = 1)
-    idle = np.zeros(0, dtype=np.int64)  # rounds each row has been slack with a zero dual
+    # per model row i + 1 (row 0 is Σα = 1): its key t * n_pairs + p, the rounds it has been slack with a zero
+    # dual, and whether it was deleted once before (it is then never deleted again)
+    model_rows = {"key": np.zeros(0, np.int64), "idle": np.zeros(0, np.int64), "kept": np.zeros(0, bool)}
     purged_once: set[int] = set()
     purged = 0
     replay = _Replay(trace)
@@ -246,7 +247,8 @@ def solve_mixture(
             found = heapq.nlargest(per_round, found)
         ts = np.fromiter((t for _, t, _ in found), dtype=np.int64, count=len(found))
         ps = np.fromiter((p for _, _, p in found), dtype=np.int64, count=len(found))
-        in_model.update((ts * trace.n_pairs + ps).tolist())
+        keys = ts * trace.n_pairs + ps
+        in_model.update(keys.tolist())
         n_cols = _add_slack_cols(h, merge_col, np.unique(ts), n_cols)
         n_cols = _add_slack_cols(h, pair_col, np.unique(ps), n_cols)
         ms = trace.merge_pair[ts]
@@ -261,8 +263,10 @@ def solve_mixture(
         h.addRows(k, np.full(k, -tol), np.full(k, inf), len(order), starts, col_idx[order].astype(np.int32),
                   vals[order])
         rows += k
-        row_key = np.concatenate([row_key, ts * trace.n_pairs + ps])
-        idle = np.concatenate([idle, np.zeros(k, dtype=np.int64)])
+        model_rows["key"] = np.concatenate([model_rows["key"], keys])
+        model_rows["idle"] = np.concatenate([model_rows["idle"], np.zeros(k, np.int64)])
+        model_rows["kept"] = np.concatenate([model_rows["kept"],
+                                             np.fromiter((key in purged_once for key in keys.tolist()), bool, k)])
         t0 = time.perf_counter()
         h.run()
         h.setOptionValue("solver", warm_solver)  # later rounds only add rows: re-solve from this basis
@@ -288,7 +292,7 @@ def solve_mixture(
         has = pair_col >= 0
         v_pair[has] = col[pair_col[has]]
         if purge_after:
-            row_key, idle, dropped = _purge(h, row_key, idle, purge_after, tol, in_model, purged_once)
+            dropped = _purge(h, model_rows, purge_after, in_model, purged_once)
             purged += dropped
             log[-1]["purged"] = dropped
     if not optimal:
@@ -319,26 +323,27 @@ def solve_mixture(
     )
 
 
-def _purge(h: highspy.Highs, row_key: np.ndarray, idle: np.ndarray, after: int, tol: float, in_model: set[int],
-           purged_once: set[int]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Delete rows slack (activity > tol) with a zero dual for `after` rounds; return the kept keys, counters
-    and how many went. Deleting only pays when many go at once (HiGHS rebuilds its factorisation), so nothing
+def _purge(h: highspy.Highs, rows: dict[str, np.ndarray], after: int, in_model: set[int],
+           purged_once: set[int]) -> int:
+    """Delete rows slack (activity above 0, i.e. ε above their bound) with a zero dual for `after` rounds;
+    `rows` holds per-row arrays (`key`, `idle`, `kept`: re-added after a deletion) and is trimmed in place;
+    returns how many went. Deleting only pays when many go at once (HiGHS rebuilds its factorisation), so nothing
     is deleted unless a tenth of the rows qualify. A deleted row may be found violated and added again; it is
     then never deleted a second time, so rows cannot cycle in and out."""
     sol = h.getSolution()
     activity = np.asarray(sol.row_value)[1:]
     dual = np.asarray(sol.row_dual)[1:]
-    idle = np.where((activity > 0) & (np.abs(dual) < 1e-12), idle + 1, 0)  # `tol` above the rows' bound
-    drop = idle >= after
-    if len(purged_once):
-        drop &= ~np.isin(row_key, np.fromiter(purged_once, dtype=np.int64, count=len(purged_once)))
-    if drop.sum() <= 0.1 * len(idle):
-        return row_key, idle, 0
-    keys = row_key[drop].tolist()
+    rows["idle"] = np.where((activity > 0) & (np.abs(dual) < 1e-12), rows["idle"] + 1, 0)
+    drop = (rows["idle"] >= after) & ~rows["kept"]
+    if drop.sum() <= 0.1 * len(drop):
+        return 0
+    keys = rows["key"][drop].tolist()
     h.deleteRows(len(keys), (np.flatnonzero(drop) + 1).astype(np.int32))
     in_model.difference_update(keys)
     purged_once.update(keys)
-    return row_key[~drop], idle[~drop], len(keys)
+    for name in rows:
+        rows[name] = rows[name][~drop]
+    return len(keys)
 
 
 def _add_slack_cols(h: highspy.Highs, col_of: np.ndarray, needed: np.ndarray, n_cols: int) -> int:

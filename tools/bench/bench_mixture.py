@@ -23,7 +23,7 @@ from tools.mixture_experiment import draw_bytes, load_lines, log_mse, train_bpe
 from transforms.mixture_apply import apply_merges
 from transforms.mixture_lp import solve_mixture
 from transforms.config import MixtureConfig
-from transforms.mixture import CategorySample
+from transforms.mixture import CategorySample, lp_options
 from transforms.mixture_merges import read_merge_list
 
 
@@ -81,10 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     out["count_seconds"] = round(time.perf_counter() - t0, 2)
     sample_mb = sum(s.n_bytes for s in samples.values()) / 1e6
     trace = apply_merges({c: s.words for c, s in samples.items()}, merges, {c: s.n_bytes for c, s in samples.items()})
-    cfg = MixtureConfig(max_seconds=args.max_seconds)
-    result = solve_mixture(trace, per_merge=cfg.constraints_per_merge, coarse_strides=tuple(cfg.coarse_strides),
-                           phase_gap=cfg.phase_gap_tol, purge_after=cfg.purge_idle_rounds, solver=cfg.lp_solver,
-                           warm_solver=cfg.lp_warm_solver, max_rounds=args.max_rounds, max_seconds=cfg.max_seconds)
+    cfg = MixtureConfig(max_seconds=args.max_seconds, max_rounds=args.max_rounds)
+    result = solve_mixture(trace, **lp_options(cfg))
     est = result.byte_shares[[trace.categories.index(c) for c in chosen]]
     out.update({
         "sample_mb": round(sample_mb, 3),
