@@ -28,6 +28,8 @@ from transforms.io import (
     ReadDocuments,
     WriteParquetShards,
     _ReadFn,
+    _SpillFn,
+    _plan_shards,
     _row_bytes,
     expand_inputs,
     plan_reads,
@@ -355,6 +357,27 @@ def test_sink_bounds_shard_size_and_keeps_every_row_once(tmp_path):
     names = [p.name for p in files if p.parent.name == "fra_X"]
     assert names == [f"part-{i:05d}.parquet" for i in range(len(names))]
     assert not list(tmp_path.rglob("*.tmp-*"))
+
+
+def test_spill_sends_one_reference_per_file_and_partition(tmp_path):
+    """What the sink shuffles is one reference per (spill file, partition), listing its buckets: per-bucket
+    references made the DirectRunner's driver grow with the corpus (tools/bench/RESULTS_pipeline.md)."""
+    rows = _docs(80)
+    fn = _SpillFn(str(tmp_path), DOCUMENT_SCHEMA, "partition", 8, 10**9)
+    fn.start_bundle()
+    assert [out for row in rows for out in fn.process(row)] == []  # under spill_bytes: nothing flushed yet
+    refs = [w.value for w in fn.finish_bundle()]
+    assert sorted(part for part, _ in refs) == sorted({r["partition"] for r in rows})
+    assert len({ref.path for _, ref in refs}) == 1
+    batches = [batch for _, ref in refs for _, batch, _ in ref.buckets]
+    assert sorted(batches) == list(range(len(batches)))  # every record batch of the file, once
+    for part, ref in refs:
+        mine = [r for r in rows if r["partition"] == part]
+        assert sum(n for _, _, n in ref.buckets) == sum(map(_row_bytes, mine))
+        assert len({b for b, _, _ in ref.buckets}) == len(ref.buckets) > 1
+        plans = list(_plan_shards((part, [ref, ref]), max_shard_bytes=10**9))
+        assert len(plans) == 1 and [b for b, _ in plans[0][3]] == sorted(b for b, _, _ in ref.buckets)
+        assert all(len(pieces) == 2 for _, pieces in plans[0][3])  # a bucket gathers its pieces of every file
 
 
 def test_sink_partition_values_cannot_escape_the_output(tmp_path):

@@ -403,9 +403,15 @@ def _row_bytes(row: dict) -> int:
 
 @dataclass(frozen=True)
 class SpillRef:
+    """One spill file's share of one partition: (bucket, record batch index, bytes) for each bucket it holds.
+
+    One reference per (file, partition) rather than per (file, partition, bucket): the references are what the
+    sink shuffles, and on the DirectRunner every shuffle sits in the driver, so per-bucket references made the
+    driver grow with the number of spills times the 64 buckets.
+    """
+
     path: str
-    batch: int  # record batch index in the spill file: one (partition, bucket) group
-    nbytes: int
+    buckets: tuple[tuple[int, int, int], ...]
 
 
 class _SpillFn(beam.DoFn):
@@ -432,8 +438,8 @@ class _SpillFn(beam.DoFn):
             yield from self._flush()
 
     def finish_bundle(self):
-        for key, ref in self._flush():
-            yield WindowedValue((key, ref), GlobalWindow().max_timestamp(), [GlobalWindow()])
+        for part, ref in self._flush():
+            yield WindowedValue((part, ref), GlobalWindow().max_timestamp(), [GlobalWindow()])
 
     def _flush(self):
         """One Arrow IPC file per flush, one record batch per (partition, bucket), so a reader fetches only
@@ -443,26 +449,33 @@ class _SpillFn(beam.DoFn):
         keys = sorted(self.buffer)
         path = fs.join(self.staging, f"spill-{uuid.uuid4().hex}.arrow")
         sink = pa.BufferOutputStream()
-        out = []
+        by_partition: dict[str, list[tuple[int, int, int]]] = {}
         with pa.ipc.new_file(sink, self.schema) as writer:
-            for index, key in enumerate(keys):
-                group = self.buffer[key]
+            for index, (part, bucket) in enumerate(keys):
+                group = self.buffer[(part, bucket)]
                 writer.write_batch(pa.RecordBatch.from_pylist(group, schema=self.schema))
-                out.append((key, SpillRef(path, index, sum(map(_row_bytes, group)))))
+                by_partition.setdefault(part, []).append((bucket, index, sum(map(_row_bytes, group))))
         fs.write_atomic(path, sink.getvalue().to_pybytes())
         self.buffer, self.size = {}, 0
-        return out
+        return [(part, SpillRef(path, tuple(buckets))) for part, buckets in by_partition.items()]
 
 
-def _plan_shards(partition_and_buckets, max_shard_bytes: int):
+def _plan_shards(partition_and_refs, max_shard_bytes: int):
     """Pack a partition's buckets, in order, into shards of at most `max_shard_bytes` (a bucket is never split
-    across files here; a bucket bigger than the bound gets a shard of its own, split into files by the writer)."""
-    partition, buckets = partition_and_buckets
-    buckets = sorted(buckets, key=lambda b: b[0])
+    across files here; a bucket bigger than the bound gets a shard of its own, split into files by the writer).
+
+    Yields (partition, first file index, number of files, [(bucket, [(spill path, batch index), ...]), ...])."""
+    partition, spill_refs = partition_and_refs
+    located: dict[int, list[tuple[str, int]]] = {}
+    sizes: dict[int, int] = {}
+    for ref in spill_refs:
+        for bucket, batch, nbytes in ref.buckets:
+            located.setdefault(bucket, []).append((ref.path, batch))
+            sizes[bucket] = sizes.get(bucket, 0) + nbytes
     shards: list[list] = []
     current, size = [], 0
-    for bucket, refs in buckets:
-        nbytes = sum(r.nbytes for r in refs)
+    for bucket in sorted(located):
+        refs, nbytes = located[bucket], sizes[bucket]
         if current and size + nbytes > max_shard_bytes:
             shards.append(current)
             current, size = [], 0
@@ -488,12 +501,13 @@ class _WriteShardFn(beam.DoFn):
         self.sort_fields = sort_fields
         self.config = config
 
-    def _bucket_table(self, refs: list[SpillRef]) -> pa.Table:
-        """One hash bucket's rows, sorted: the unit held in memory while a shard is written."""
+    def _bucket_table(self, refs: list[tuple[str, int]]) -> pa.Table:
+        """One hash bucket's rows, from its (spill path, batch index) pieces, sorted: the unit held in memory
+        while a shard is written."""
         batches = []
-        for ref in sorted(refs, key=lambda r: (r.path, r.batch)):
-            with fs.open_read(ref.path) as source:
-                batches.append(pa.ipc.open_file(source).get_batch(ref.batch))
+        for path, batch in sorted(refs):
+            with fs.open_read(path) as source:
+                batches.append(pa.ipc.open_file(source).get_batch(batch))
         table = pa.Table.from_batches(batches, schema=self.schema)
         keys = [(name, "ascending") for name in self.sort_fields if name in self.schema.names]
         return table.sort_by(keys) if keys else table
@@ -570,8 +584,6 @@ class WriteParquetShards(beam.PTransform):
         ]
         return (
             (refs[0] if len(refs) == 1 else refs | "AllSpills" >> beam.Flatten())
-            | "GroupBuckets" >> beam.GroupByKey()
-            | "ByPartition" >> beam.Map(lambda kv: (kv[0][0], (kv[0][1], list(kv[1]))))
             | "GroupPartitions" >> beam.GroupByKey()
             | "Plan" >> beam.FlatMap(_plan_shards, cfg.max_shard_bytes)
             | "SpreadShards" >> beam.Reshuffle()

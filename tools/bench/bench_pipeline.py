@@ -118,6 +118,8 @@ class TreeMemory:
         self.peak_anon_sum = 0
         self.peak_single = 0
         self.max_processes = 0
+        self.samples: dict[int, list[tuple[float, int]]] = {}  # pid -> [(seconds, rss)]
+        self._start = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -129,11 +131,13 @@ class TreeMemory:
             except psutil.Error:
                 return
             rss = []
+            now = time.perf_counter() - self._start
             for p in procs:
                 try:
                     rss.append(p.memory_info().rss)
                 except psutil.Error:
-                    pass
+                    continue
+                self.samples.setdefault(p.pid, []).append((now, rss[-1]))
             self.peak_sum = max(self.peak_sum, sum(rss))
             self.peak_anon_sum = max(self.peak_anon_sum, sum(_anon_rss(p.pid) for p in procs))
             self.peak_single = max(self.peak_single, max(rss, default=0))
@@ -143,6 +147,24 @@ class TreeMemory:
     def stop(self):
         self._stop.set()
         self._thread.join()
+
+    def per_process_peaks(self) -> list[float]:
+        """Each process's own peak RSS (MiB), largest first (the driver and each SDK worker)."""
+        peaks = (max(r for _, r in s) for s in self.samples.values())
+        return sorted((round(p / 2**20) for p in peaks if p > 16 * 2**20), reverse=True)
+
+    def largest_timeline(self, points: int = 10) -> list[float]:
+        """RSS (MiB) of the process with the highest peak, at every 1/points of the run: shows whether memory
+        levels off (bounded buffers) or keeps climbing (something proportional to the input)."""
+        if not self.samples:
+            return []
+        series = max(self.samples.values(), key=lambda s: max(r for _, r in s))
+        end = series[-1][0]
+        out = []
+        for i in range(1, points + 1):
+            at = end * i / points
+            out.append(round(max((r for t, r in series if t <= at), default=0) / 2**20))
+        return out
 
 
 def run_measured(cmd: list[str], log_path: Path) -> dict:
@@ -158,7 +180,9 @@ def run_measured(cmd: list[str], log_path: Path) -> dict:
         raise RuntimeError(f"{cmd[:4]} exited {rc}; see {log_path}:\n{log_path.read_text()[-3000:]}")
     return {"wall_s": round(wall, 2), "peak_rss_tree_mib": round(memory.peak_sum / 2**20, 1),
             "peak_anon_rss_tree_mib": round(memory.peak_anon_sum / 2**20, 1),
-            "peak_rss_largest_process_mib": round(memory.peak_single / 2**20, 1), "processes": memory.max_processes}
+            "peak_rss_largest_process_mib": round(memory.peak_single / 2**20, 1), "processes": memory.max_processes,
+            "largest_process_running_peak_mib_per_tenth": memory.largest_timeline(),
+            "peak_rss_per_process_mib": memory.per_process_peaks()}
 
 
 def run_babelbeam(input_dir: Path, output_dir: Path, log: Path) -> dict:
@@ -227,8 +251,9 @@ def run_datatrove(input_dir: Path, output_dir: Path, log: Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=50_000, help="corpus size of the comparison")
-    parser.add_argument("--memory_docs", type=int, default=200_000,
-                        help="a larger corpus run by babelbeam alone, for peak memory against corpus size (0: skip)")
+    parser.add_argument("--memory_docs", default="200000",
+                        help="comma-separated larger corpus sizes run by babelbeam alone, for peak memory against "
+                             "corpus size (0: skip)")
     parser.add_argument("--files", type=int, default=4, help="JSONL files the corpus is split into")
     parser.add_argument("--systems", default="babelbeam,datatrove")
     parser.add_argument("--workdir", default=None, help="default: a temporary folder, removed afterwards")
@@ -257,14 +282,16 @@ def main(argv: list[str] | None = None) -> None:
             runs = report["runs"]
             report["ratio_docs_per_s"] = round(runs[f"babelbeam_{args.docs}"]["docs_per_s"]
                                                / runs[f"datatrove_{args.docs}"]["docs_per_s"], 2)
-        if args.memory_docs and "babelbeam" in systems:
+        sizes = [int(n) for n in args.memory_docs.split(",") if int(n)] if "babelbeam" in systems else []
+        for n in sizes:
             shutil.rmtree(work / f"out_babelbeam_{args.docs}", ignore_errors=True)
-            big = work / f"corpus_{args.memory_docs}"
-            report["memory_corpus"] = {"docs": args.memory_docs, "bytes": write_corpus(big, args.memory_docs, args.files)}
-            result = run_babelbeam(big, work / f"out_babelbeam_{args.memory_docs}",
-                                   work / f"babelbeam_{args.memory_docs}.log")
-            result["docs_per_s"] = round(args.memory_docs / result["wall_s"], 1)
-            report["runs"][f"babelbeam_{args.memory_docs}"] = result
+            big = work / f"corpus_{n}"
+            report.setdefault("memory_corpora", {})[n] = {"docs": n, "bytes": write_corpus(big, n, args.files)}
+            result = run_babelbeam(big, work / f"out_babelbeam_{n}", work / f"babelbeam_{n}.log")
+            result["docs_per_s"] = round(n / result["wall_s"], 1)
+            report["runs"][f"babelbeam_{n}"] = result
+            print(json.dumps({f"babelbeam_{n}": result}), file=sys.stderr, flush=True)
+            shutil.rmtree(work / f"out_babelbeam_{n}", ignore_errors=True)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
