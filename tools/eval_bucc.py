@@ -17,6 +17,7 @@ The task (one round; rounds rotate which lines are gold so that every line is go
 
     python -m tools.eval_bucc --out /tmp/bucc.json             # every system, pure-Python mining
     python -m tools.eval_bucc --beam --out /tmp/bucc_beam.json # the shipped stage end to end, one pipeline per pair
+    python -m tools.eval_bucc --margin distance --out /tmp/bucc_distance.json  # cosine against the distance margin
 
 The cached embeddings of tools/eval_tatoeba.py are reused (--cache).
 """
@@ -313,13 +314,13 @@ def systems_from(calibration: dict) -> dict:
     return systems
 
 
-def calibrated_threshold(system: str, lang: str, calibration: dict) -> float:
+def calibrated_threshold(system: str, lang: str, calibration: dict, margin_kind: str = "ratio") -> float:
     kind, _, set_name = system.partition(":")
     if kind == "learned":
         entry = calibration["scorers"][set_name]["ratio"]
         return entry.get("per_language", {}).get(_macro(lang), entry["threshold"])
     if kind in ("cos", "margin"):
-        entry = calibration["margin_thresholds"][set_name][kind if kind == "cos" else "ratio"]
+        entry = calibration["margin_thresholds"][set_name][kind if kind == "cos" else margin_kind]
         return entry.get("per_language", {}).get(_macro(lang), entry["threshold"])
     return calibration["ablations"][system]["threshold"]
 
@@ -405,6 +406,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--beam", action="store_true", help="run the MineBitext stage end to end at shipped defaults")
     ap.add_argument("--encoders", nargs="+", choices=OFFLINE_ENCODERS, help="--beam: encoders to enable instead of "
                     "BitextConfig's default")
+    ap.add_argument("--margin", choices=["ratio", "distance"], default="ratio",
+                    help="margin of the margin:* systems; distance runs only the cos:* and margin:* systems, since "
+                         "the learned scorers are fitted on ratio-margin features")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     from transforms.bitext_scoring import load_calibration
@@ -462,10 +466,14 @@ def main(argv: list[str] | None = None) -> None:
                                                            "f1": round(2 * p * rc / max(p + rc, 1e-9), 4)}}
     else:
         systems = systems_from(calibration)
+        if args.margin != "ratio":
+            systems = {name: system for name, system in systems.items() if name.split(":")[0] in ("cos", "margin")}
+        mining = comparison_config().model_copy(update={"margin": args.margin})
+        report["task"]["margin"] = args.margin
         merged: dict[tuple[str, str], Records] = {}
         for r in range(args.rounds):
             rnd = build_round(corpus, args.languages, dfiles, args.part, r)
-            for key, rec in collect(corpus, rnd, systems, comparison_config(), calibration).items():
+            for key, rec in collect(corpus, rnd, systems, mining, calibration).items():
                 merged.setdefault(key, Records()).extend(rec)
             print(f"round {r} done", file=sys.stderr, flush=True)
         table: dict = {}
@@ -477,7 +485,7 @@ def main(argv: list[str] | None = None) -> None:
             entry = {"per_language": {}}
             for lang in langs:
                 rec = merged[(name, lang)]
-                t = calibrated_threshold(name, lang, calibration)
+                t = calibrated_threshold(name, lang, calibration, args.margin)
                 best_t, best = rec.best()
                 entry["per_language"][lang] = {"at_default": rec.prf(t) | {"threshold": round(t, 4)},
                                                "best": best | {"threshold": round(best_t, 4)}}

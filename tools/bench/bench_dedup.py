@@ -44,7 +44,9 @@ def make_corpus(n_docs: int, seed: int, path: Path) -> None:
                 words = editor.edit(words)
             texts.append(" ".join(words))
     ids = [f"doc{i:08d}" for i in range(n_docs)]
-    pq.write_table(pa.table({"id": ids, "text": texts}), path)
+    # Row groups of 10k rows, as real Parquet inputs have: Beam's ReadFromParquet reads (and materialises as
+    # Python rows) one row group at a time, so a single 200k-row group would put the whole corpus into one worker.
+    pq.write_table(pa.table({"id": ids, "text": texts}), path, row_group_size=10_000)
 
 
 def run_babelbeam(input_path: str, out_dir: str, workers: int) -> dict:
