@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipelines import manifest as run_manifest
 from pipelines import report as run_report
@@ -205,6 +205,9 @@ def run(argv: list[str] | None = None) -> int:
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     log.warning("babelbeam: %d input file(s), %d work item(s), stages %s, runner %s -> %s",
                 len(files), len(items), ",".join(stages), runner, output_dir)
+    if options.view_as(DirectOptions).direct_running_mode == "multi_threading":
+        log.warning("babelbeam: warning: --direct_running_mode=multi_threading crashed or ran out of memory on "
+                    "50k-200k documents here (tools/bench/RESULTS_dedup.md); prefer in_memory or multi_processing")
     started = time.time()
     pipeline = beam.Pipeline(runner=runner_for(runner), options=options)
     staged = build(pipeline, items, stages, config, opts, output_dir, files, plan.prefix)

@@ -4,6 +4,7 @@ worker counts and running modes, and user mistakes ending in one clear line with
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections import Counter
@@ -75,6 +76,19 @@ def test_langid_only_drops_nothing(corpus, tmp_path, run_build):
     assert acc["kept"] == acc["stages"]["ingest"]["kept"] == len(result.rows("documents"))
     assert not (result.output / "rejected" / "quality").exists()
     assert all(d["quality_signals"] is None for d in result.rows("documents"))
+
+
+def test_multi_threading_mode_is_warned_about(corpus, tmp_path, run_build, caplog):
+    """multi_threading crashed or ran out of memory at 50k-200k documents (RESULTS_dedup.md): say so up front."""
+    argv = ["--input", str(corpus), "--stages", "langid", "--direct_running_mode=multi_threading"]
+    with caplog.at_level(logging.WARNING, logger="babelbeam"):
+        result = run_build([*argv, "--output", str(tmp_path / "mt")])
+    assert result.rc == 0
+    assert sum("multi_threading crashed or ran out of memory" in r.getMessage() for r in caplog.records) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="babelbeam"):
+        run_build([*argv[:-1], "--output", str(tmp_path / "default")])
+    assert not any("multi_threading crashed" in r.getMessage() for r in caplog.records)
 
 
 def test_byte_identical_documents_whatever_the_workers(tmp_path, run_build):
