@@ -10,9 +10,12 @@ process and one after the other:
   -> GopherQualityFilter -> FineWebQualityFilter -> JsonlWriter, LocalPipelineExecutor(tasks=2, workers=2).
 
 Reports wall time and documents per second of each, their ratio, and the peak resident memory of each run's
-whole process tree (sampled with psutil every 0.1 s). Prints JSON.
+whole process tree (sampled with psutil every 0.1 s), each process's own peak and the largest process's running
+peak per tenth of the run (a plateau means bounded buffers, a steady climb means state growing with the input).
+`--memory_docs` runs babelbeam alone on larger corpora. Prints JSON.
 
     python -m tools.bench.bench_pipeline --docs 50000 --memory_docs 200000
+    python -m tools.bench.bench_pipeline --docs 200000 --memory_docs 400000 --systems babelbeam
 """
 
 from __future__ import annotations
