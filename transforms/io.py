@@ -426,6 +426,7 @@ class _SpillFn(beam.DoFn):
 
     def start_bundle(self):
         self.buffer: dict[tuple[str, int], list[dict]] = {}
+        self.group_bytes: dict[tuple[str, int], int] = {}  # _row_bytes summed per group, measured once per row
         self.size = 0
 
     def process(self, row: dict):
@@ -433,7 +434,9 @@ class _SpillFn(beam.DoFn):
         key_value = str(row.get("id") or row.get("pair_id") or row.get("sample_id") or _dumps(row))
         bucket = xxhash.xxh64_intdigest(key_value.encode()) % self.buckets
         self.buffer.setdefault((part, bucket), []).append(row)
-        self.size += _row_bytes(row)
+        nbytes = _row_bytes(row)
+        self.group_bytes[(part, bucket)] = self.group_bytes.get((part, bucket), 0) + nbytes
+        self.size += nbytes
         if self.size >= self.spill_bytes:
             yield from self._flush()
 
@@ -454,9 +457,9 @@ class _SpillFn(beam.DoFn):
             for index, (part, bucket) in enumerate(keys):
                 group = self.buffer[(part, bucket)]
                 writer.write_batch(pa.RecordBatch.from_pylist(group, schema=self.schema))
-                by_partition.setdefault(part, []).append((bucket, index, sum(map(_row_bytes, group))))
+                by_partition.setdefault(part, []).append((bucket, index, self.group_bytes[(part, bucket)]))
         fs.write_atomic(path, sink.getvalue().to_pybytes())
-        self.buffer, self.size = {}, 0
+        self.buffer, self.group_bytes, self.size = {}, {}, 0
         return [(part, SpillRef(path, tuple(buckets))) for part, buckets in by_partition.items()]
 
 

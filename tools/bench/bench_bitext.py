@@ -24,7 +24,7 @@ import numpy as np
 
 from transforms.bitext import mine_embeddings
 from transforms.bitext_encoders import get_encoder, normalize_rows
-from transforms.bitext_mining import index_factory_string, knn
+from transforms.bitext_mining import index_factory_string, knn, word_count
 from transforms.bitext_scoring import SideInfo
 from transforms.config import BitextConfig
 
@@ -75,6 +75,12 @@ def tatoeba_vectors(encoder: str, cache: Path) -> tuple[np.ndarray, np.ndarray, 
     return x, y, [src_texts[i] for i in order], [eng_texts[i] for i in order]
 
 
+def _side(texts: list[str], language: str) -> SideInfo:
+    """What the stage's filters see of one side: texts, word counts, and LID taken as passed."""
+    words = np.fromiter((word_count(t) for t in texts), dtype=np.float32, count=len(texts))
+    return SideInfo(texts, words, np.ones(len(texts), np.float32), language)
+
+
 def bench_knn(sizes: list[int], dim: int, pq_max: int, nprobe: int = 128, real: str | None = None,
               cache: Path = Path("/tmp/bitext_cache")) -> list[dict]:
     out = []
@@ -84,17 +90,15 @@ def bench_knn(sizes: list[int], dim: int, pq_max: int, nprobe: int = 128, real: 
             n = min(n, len(pool[0]))
             x, y = normalize_rows(pool[0][:n]), normalize_rows(pool[1][:n])
             dim = x.shape[1]
-            side = SideInfo(pool[2][:n], np.asarray([len(t.split()) for t in pool[2][:n]], np.float32),
-                            np.ones(n, np.float32), "mul")
-            tgt = SideInfo(pool[3][:n], np.asarray([len(t.split()) for t in pool[3][:n]], np.float32),
-                           np.ones(n, np.float32), "eng")
+            src_texts, tgt_texts, language = pool[2][:n], pool[3][:n], "mul"
         else:
             x, y = synthetic(n, dim)
             # distinct texts whose numbers agree only for the planted pairs: what the filters see of real bitext
-            side = SideInfo([f"alpha beta gamma {i}" for i in range(n)], np.ones(n, np.float32),
-                            np.ones(n, np.float32), "fra")
-            tgt = SideInfo([f"uno dos tres {i}" for i in range(n)], np.ones(n, np.float32), np.ones(n, np.float32),
-                           "eng")
+            src_texts = [f"alpha beta gamma {i}" for i in range(n)]
+            tgt_texts = [f"uno dos tres {i}" for i in range(n)]
+            language = "fra"
+        side = _side(src_texts, language)
+        tgt = _side(tgt_texts, "eng")
         kinds = {"exact": "Flat", "ivf": index_factory_string(n, dim, 1),
                  "pq": index_factory_string(n, dim, 1, pq_min=1)}
         row = {"n": n, "dim": dim, "vectors": real or "synthetic", "nprobe": nprobe, "ivf_index": kinds["ivf"],

@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,7 +120,6 @@ class TreeMemory:
         self.every_s = every_s
         self.peak_sum = 0
         self.peak_anon_sum = 0
-        self.peak_single = 0
         self.max_processes = 0
         self.samples: dict[int, list[tuple[float, int]]] = {}  # pid -> [(seconds, rss)]
         self._start = time.perf_counter()
@@ -143,7 +143,6 @@ class TreeMemory:
                 self.samples.setdefault(p.pid, []).append((now, rss[-1]))
             self.peak_sum = max(self.peak_sum, sum(rss))
             self.peak_anon_sum = max(self.peak_anon_sum, sum(_anon_rss(p.pid) for p in procs))
-            self.peak_single = max(self.peak_single, max(rss, default=0))
             self.max_processes = max(self.max_processes, len(rss))
             time.sleep(self.every_s)
 
@@ -151,23 +150,20 @@ class TreeMemory:
         self._stop.set()
         self._thread.join()
 
-    def per_process_peaks(self) -> list[float]:
-        """Each process's own peak RSS (MiB), largest first (the driver and each SDK worker)."""
-        peaks = (max(r for _, r in s) for s in self.samples.values())
-        return sorted((round(p / 2**20) for p in peaks if p > 16 * 2**20), reverse=True)
+    def peaks(self) -> dict[int, int]:
+        """Each process's own peak RSS in bytes."""
+        return {pid: max(r for _, r in series) for pid, series in self.samples.items()}
 
-    def largest_timeline(self, points: int = 10) -> list[float]:
-        """RSS (MiB) of the process with the highest peak, at every 1/points of the run: shows whether memory
-        levels off (bounded buffers) or keeps climbing (something proportional to the input)."""
-        if not self.samples:
+    def largest_timeline(self, points: int = 10) -> list[int]:
+        """Running peak RSS (MiB) of the process with the highest peak, at every 1/points of the run: shows
+        whether memory levels off (bounded buffers) or keeps climbing (something proportional to the input)."""
+        peaks = self.peaks()
+        if not peaks:
             return []
-        series = max(self.samples.values(), key=lambda s: max(r for _, r in s))
-        end = series[-1][0]
-        out = []
-        for i in range(1, points + 1):
-            at = end * i / points
-            out.append(round(max((r for t, r in series if t <= at), default=0) / 2**20))
-        return out
+        series = np.asarray(self.samples[max(peaks, key=peaks.get)], dtype=np.float64)
+        running = np.maximum.accumulate(series[:, 1])
+        at = np.searchsorted(series[:, 0], series[-1, 0] * np.arange(1, points + 1) / points, side="right") - 1
+        return [round(running[i] / 2**20) for i in at]
 
 
 def run_measured(cmd: list[str], log_path: Path) -> dict:
@@ -181,11 +177,14 @@ def run_measured(cmd: list[str], log_path: Path) -> dict:
         memory.stop()
     if rc != 0:
         raise RuntimeError(f"{cmd[:4]} exited {rc}; see {log_path}:\n{log_path.read_text()[-3000:]}")
+    peaks = sorted(memory.peaks().values(), reverse=True)
     return {"wall_s": round(wall, 2), "peak_rss_tree_mib": round(memory.peak_sum / 2**20, 1),
             "peak_anon_rss_tree_mib": round(memory.peak_anon_sum / 2**20, 1),
-            "peak_rss_largest_process_mib": round(memory.peak_single / 2**20, 1), "processes": memory.max_processes,
+            "peak_rss_largest_process_mib": round(peaks[0] / 2**20, 1) if peaks else 0.0,
+            "processes": memory.max_processes,
             "largest_process_running_peak_mib_per_tenth": memory.largest_timeline(),
-            "peak_rss_per_process_mib": memory.per_process_peaks()}
+            # the driver and each SDK worker; the shells that start the workers (< 16 MiB) are left out
+            "peak_rss_per_process_mib": [round(p / 2**20) for p in peaks if p > 16 * 2**20]}
 
 
 def run_babelbeam(input_dir: Path, output_dir: Path, log: Path) -> dict:
@@ -286,8 +285,9 @@ def main(argv: list[str] | None = None) -> None:
             report["ratio_docs_per_s"] = round(runs[f"babelbeam_{args.docs}"]["docs_per_s"]
                                                / runs[f"datatrove_{args.docs}"]["docs_per_s"], 2)
         sizes = [int(n) for n in args.memory_docs.split(",") if int(n)] if "babelbeam" in systems else []
-        for n in sizes:
+        if sizes:
             shutil.rmtree(work / f"out_babelbeam_{args.docs}", ignore_errors=True)
+        for n in sizes:
             big = work / f"corpus_{n}"
             report.setdefault("memory_corpora", {})[n] = {"docs": n, "bytes": write_corpus(big, n, args.files)}
             result = run_babelbeam(big, work / f"out_babelbeam_{n}", work / f"babelbeam_{n}.log")
