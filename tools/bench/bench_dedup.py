@@ -5,7 +5,8 @@ Both systems read the same Parquet file (id, text) of English documents built fr
 30% near copies (1-6 random word edits) and exact copies, use 5-grams, 14 x 8, 2 workers, and write the kept
 documents. Each run is a fresh subprocess, so peak memory is measured per run: `runner_rss_mb` is the
 process that drives the run (for Beam's DirectRunner it also holds every shuffle in memory) and
-`worker_rss_mb` the largest worker subprocess.
+`worker_rss_mb` the largest worker subprocess. `--stage-memory` adds, for babelbeam, the largest worker's RSS
+during each DirectRunner stage, which names the stage where worker memory grows.
 
     python -m tools.bench.bench_dedup --sizes 50000,100000 --signature-docs 5000
 """
@@ -13,6 +14,7 @@ process that drives the run (for Beam's DirectRunner it also holds every shuffle
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import resource
@@ -100,12 +102,16 @@ def run_datatrove(input_path: str, out_dir: str, workers: int) -> dict:
     return {"stage_seconds": seconds}
 
 
-def one_run(system: str, input_path: str, workers: int) -> None:
+def one_run(system: str, input_path: str, workers: int, stage_memory: bool = False) -> None:
     """Runs in its own process: prints one JSON line with time and peak memory."""
-    with tempfile.TemporaryDirectory() as out_dir:
+    from tools.bench.stage_memory import stage_memory as sampled
+
+    with tempfile.TemporaryDirectory() as out_dir, (sampled() if stage_memory else contextlib.nullcontext()) as stages:
         start = time.perf_counter()
         extra = (run_babelbeam if system == "babelbeam" else run_datatrove)(input_path, out_dir, workers)
         seconds = time.perf_counter() - start
+    if stage_memory:
+        extra["stages"] = stages
     print(json.dumps({
         "seconds": round(seconds, 2),
         "runner_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -165,10 +171,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--signature-docs", type=int, default=5000, help="0: skip the datasketch comparison")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stage-memory", action="store_true",
+                        help="babelbeam: the largest worker's peak RSS during each DirectRunner stage")
     parser.add_argument("--one-run", nargs=2, metavar=("SYSTEM", "INPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_run:
-        one_run(args.one_run[0], args.one_run[1], args.workers)
+        one_run(args.one_run[0], args.one_run[1], args.workers, args.stage_memory)
         return
     results: dict = {"workers": args.workers, "runs": []}
     if args.signature_docs:
@@ -182,7 +190,7 @@ def main() -> None:
             for system in args.systems.split(","):
                 proc = subprocess.run(
                     [sys.executable, "-m", "tools.bench.bench_dedup", "--workers", str(args.workers),
-                     "--one-run", system, str(input_path)],
+                     *(["--stage-memory"] if args.stage_memory else []), "--one-run", system, str(input_path)],
                     capture_output=True, text=True, check=False,
                 )
                 if proc.returncode:

@@ -122,7 +122,7 @@ class TreeMemory:
         self.peak_anon_sum = 0
         self.max_processes = 0
         self.samples: dict[int, list[tuple[float, int]]] = {}  # pid -> [(seconds, rss)]
-        self._start = time.perf_counter()
+        self.started = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -134,7 +134,7 @@ class TreeMemory:
             except psutil.Error:
                 return
             rss = []
-            now = time.perf_counter() - self._start
+            now = time.perf_counter() - self.started
             for p in procs:
                 try:
                     rss.append(p.memory_info().rss)
