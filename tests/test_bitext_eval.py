@@ -52,3 +52,29 @@ def test_each_pair_has_its_own_pool_with_five_times_distractors(corpus, part):
         pools = [set(rnd.eng[lang]) for lang in MINED]
         assert not pools[0] & pools[1]  # a distractor serves one pool
     assert len({d for _, d in seen_distractors}) == len(seen_distractors)
+
+
+def _report(part: str, per_language: dict[str, tuple[int, int, int]]) -> dict:
+    return {"task": {"part": part, "calibration": f"fit on the other half than {part}"},
+            "systems": {"cos:usem3": {"per_language": {
+                lang: {"at_default": {"tp": tp, "mined": mined, "true": true}}
+                for lang, (tp, mined, true) in per_language.items()}}}}
+
+
+def test_cross_fitted_reports_pool_counts_not_f1s():
+    from tools.eval_bucc import combine_reports
+
+    combined = combine_reports([_report("eval", {"deu": (80, 100, 100), "fra": (10, 10, 100)}),
+                                _report("calib", {"deu": (40, 100, 100), "fra": (90, 90, 100)})])
+    deu = combined["systems"]["cos:usem3"]["per_language"]["deu"]
+    assert (deu["p"], deu["r"], deu["f1"], deu["true"]) == (0.6, 0.6, 0.6, 200)
+    fra = combined["systems"]["cos:usem3"]["per_language"]["fra"]
+    assert (fra["p"], fra["r"]) == (1.0, 0.5)  # averaging the folds' F1s (0.18, 0.95) would give 0.565
+    assert combined["systems"]["cos:usem3"]["pooled"]["true"] == 400
+
+
+def test_cross_fitting_refuses_two_reports_on_the_same_half():
+    from tools.eval_bucc import combine_reports
+
+    with pytest.raises(SystemExit, match="different halves"):
+        combine_reports([_report("eval", {"deu": (1, 1, 1)}), _report("eval", {"deu": (1, 1, 1)})])

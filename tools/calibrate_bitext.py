@@ -1,5 +1,8 @@
 """Calibrate the bitext stage on the calibration half (even lines) of the Tatoeba dev pairs.
 
+`--part eval` fits on the evaluation half instead, for the second fold of a cross-fitted evaluation
+(tools/eval_bucc.py); the shipped file is always fitted on the calibration half.
+
 Procedure (README, "Bitext thresholds"):
 1. Length: mean and spread of log((words(src)+1)/(words(eng)+1)) over the calibration pairs of every dev file.
 2. Build the BUCC-style rounds of tools/eval_bucc.py on the calibration half (one English pool per language
@@ -32,11 +35,11 @@ from transforms.bitext_scoring import AGREEMENT_FEATURES, feature_names, fit_log
 from transforms.config import BitextConfig
 
 
-def length_table(corpus: Corpus, languages: list[str]) -> dict[str, list[float]]:
+def length_table(corpus: Corpus, languages: list[str], part: str) -> dict[str, list[float]]:
     table: dict[str, list[float]] = {}
     for lang in languages:
         src, eng = corpus.pairs(lang)
-        r = np.log([(word_count(s) + 1) / (word_count(e) + 1) for s, e in zip(half(src, "calib"), half(eng, "calib"))])
+        r = np.log([(word_count(s) + 1) / (word_count(e) + 1) for s, e in zip(half(src, part), half(eng, part))])
         table[macro_language(lang)] = [round(float(r.mean()), 4), round(float(max(r.std(), 0.1)), 4)]
     all_r = [v[0] for v in table.values()]
     table["default"] = [0.0, round(float(np.sqrt(np.mean(np.square(all_r))) + 0.3), 4)]
@@ -65,17 +68,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--min-per-language", type=int, default=200)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/bitext_cache"))
     ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--part", choices=["calib", "eval"], default="calib",
+                    help="the half to fit on; eval only for cross-fitting, never for the shipped file")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     corpus = Corpus(args.cache, args.data)
     config = comparison_config()
     calibration: dict = {
-        "_doc": "written by tools/calibrate_bitext.py on the even lines of the Tatoeba dev pairs; see README",
+        "_doc": f"written by tools/calibrate_bitext.py on the {'even' if args.part == 'calib' else 'odd'} lines of the "
+                "Tatoeba dev pairs; see README",
         "combination_weights": {e: 1.0 for e in config.encoders},
-        "length": length_table(corpus, all_languages(args.data)),
+        "length": length_table(corpus, all_languages(args.data), args.part),
     }
     dfiles = distractor_files(args.languages, args.distractor_files, args.data)
-    rounds = [build_round(corpus, args.languages, dfiles, "calib", r) for r in range(args.rounds)]
+    rounds = [build_round(corpus, args.languages, dfiles, args.part, r) for r in range(args.rounds)]
     sets = [(e,) for e in OFFLINE_ENCODERS] + [OFFLINE_ENCODERS]
     base = {f"{kind}:{'+'.join(s)}": (s, kind) for s in sets for kind in ("cos", "margin")}
 

@@ -19,6 +19,13 @@ The task (one round; rounds rotate which lines are gold so that every line is go
     python -m tools.eval_bucc --beam --out /tmp/bucc_beam.json # the shipped stage end to end, one pipeline per pair
     python -m tools.eval_bucc --margin distance --out /tmp/bucc_distance.json  # cosine against the distance margin
 
+Two-fold cross-fitting doubles the gold pairs per language: calibrate on the evaluation half, evaluate on the
+calibration half with that file, and pool both folds' counts:
+
+    python -m tools.calibrate_bitext --part eval --out /tmp/cal_eval.json
+    python -m tools.eval_bucc --part calib --calibration /tmp/cal_eval.json --out /tmp/bucc_swapped.json
+    python -m tools.eval_bucc --combine /tmp/bucc.json /tmp/bucc_swapped.json
+
 The cached embeddings of tools/eval_tatoeba.py are reused (--cache).
 """
 
@@ -202,7 +209,8 @@ class Records:
         prec = tp / max(int(kept.sum()), 1)
         rec = tp / max(self.n_true, 1)
         f1 = 2 * prec * rec / max(prec + rec, 1e-9)
-        return {"p": round(prec, 4), "r": round(rec, 4), "f1": round(f1, 4), "mined": int(kept.sum())}
+        return {"p": round(prec, 4), "r": round(rec, 4), "f1": round(f1, 4), "mined": int(kept.sum()), "tp": tp,
+                "true": self.n_true}
 
     def best(self) -> tuple[float, dict]:
         if not self.score:
@@ -395,6 +403,33 @@ class _CachedEncoder:
         return np.stack([self.table[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
 
+def combine_reports(reports: list[dict]) -> dict:
+    """Per system and language, P/R/F1 at each report's own calibrated thresholds from the summed counts; the
+    reports must cover disjoint halves (each evaluated with a calibration fitted on the other)."""
+    parts = [r["task"]["part"] for r in reports]
+    if len(set(parts)) != len(parts):
+        raise SystemExit(f"eval_bucc --combine: the reports must be on different halves, got {parts}")
+    counts: dict[str, dict[str, list[int]]] = {}
+    for report in reports:
+        for name, entry in report["systems"].items():
+            for lang, result in entry["per_language"].items():
+                c = counts.setdefault(name, {}).setdefault(lang, [0, 0, 0])
+                at = result["at_default"]
+                c[0], c[1], c[2] = c[0] + at["tp"], c[1] + at["mined"], c[2] + at["true"]
+
+    def prf(tp: int, mined: int, true: int) -> dict:
+        p, r = tp / max(mined, 1), tp / max(true, 1)
+        return {"p": round(p, 4), "r": round(r, 4), "f1": round(2 * p * r / max(p + r, 1e-9), 4), "true": true}
+
+    systems = {}
+    for name, langs in counts.items():
+        pooled = [sum(c[i] for c in langs.values()) for i in range(3)]
+        systems[name] = {"per_language": {lang: prf(*c) for lang, c in sorted(langs.items())},
+                         "pooled": prf(*pooled)}
+    return {"task": {"parts": parts, "calibrations": [r["task"].get("calibration") for r in reports]},
+            "systems": systems}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--languages", nargs="*", default=list(TARGET_LANGUAGES))
@@ -409,12 +444,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--margin", choices=["ratio", "distance"], default="ratio",
                     help="margin of the margin:* systems; distance runs only the cos:* and margin:* systems, since "
                          "the learned scorers are fitted on ratio-margin features")
+    ap.add_argument("--calibration", type=Path, help="thresholds and scorers to evaluate (default: the shipped file); "
+                    "one fitted on the other half than --part")
+    ap.add_argument("--combine", nargs="+", type=Path, metavar="REPORT",
+                    help="pool the counts of reports on disjoint halves (cross-fitting) and print F1 per language")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    if args.combine:
+        text = json.dumps(combine_reports([json.loads(p.read_text()) for p in args.combine]), indent=1)
+        if args.out:
+            args.out.write_text(text)
+        print(text)
+        return
     from transforms.bitext_scoring import load_calibration
 
     config = BitextConfig(encoders=args.encoders) if args.encoders else BitextConfig()
-    calibration = load_calibration(None)
+    calibration = load_calibration(str(args.calibration) if args.calibration else None)
     corpus = Corpus(args.cache)
     dfiles = distractor_files(args.languages, args.distractor_files)
     if args.prefetch:
@@ -424,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(part, r, "embedded", file=sys.stderr, flush=True)
         return
     report: dict = {"task": {"languages": args.languages, "part": args.part, "rounds": args.rounds,
-                             "distractor_files": dfiles},
+                             "distractor_files": dfiles, "calibration": str(args.calibration or "shipped")},
                     "shipped_default": {lang: shipped_system(lang) for lang in args.languages}}
     if args.beam:
         from transforms.bitext_encoders import register_encoder
