@@ -193,6 +193,13 @@ def distractors(corpus: Corpus, languages: tuple[str, ...], distractor_files: tu
     return out
 
 
+def prf(correct: int, mined: int, found: int, true: int) -> dict[str, float]:
+    """Precision correct/mined, recall found/true, and F1 (found differs from correct only where one gold line
+    can give several mined rows, as in the --beam path)."""
+    p, r = correct / max(mined, 1), found / max(true, 1)
+    return {"p": round(p, 4), "r": round(r, 4), "f1": round(2 * p * r / max(p + r, 1e-9), 4)}
+
+
 @dataclass
 class Records:
     """Greedy (`max`) acceptance order of one system on one language, over all rounds."""
@@ -206,11 +213,8 @@ class Records:
         s, c, p = np.asarray(self.score), np.asarray(self.correct, bool), np.asarray(self.passes, bool)
         kept = (s >= threshold) & p if len(s) else np.zeros(0, bool)
         tp = int((kept & c).sum())
-        prec = tp / max(int(kept.sum()), 1)
-        rec = tp / max(self.n_true, 1)
-        f1 = 2 * prec * rec / max(prec + rec, 1e-9)
-        return {"p": round(prec, 4), "r": round(rec, 4), "f1": round(f1, 4), "mined": int(kept.sum()), "tp": tp,
-                "true": self.n_true}
+        mined = int(kept.sum())
+        return prf(tp, mined, tp, self.n_true) | {"mined": mined, "tp": tp, "true": self.n_true}
 
     def best(self) -> tuple[float, dict]:
         if not self.score:
@@ -417,15 +421,14 @@ def combine_reports(reports: list[dict]) -> dict:
                 at = result["at_default"]
                 c[0], c[1], c[2] = c[0] + at["tp"], c[1] + at["mined"], c[2] + at["true"]
 
-    def prf(tp: int, mined: int, true: int) -> dict:
-        p, r = tp / max(mined, 1), tp / max(true, 1)
-        return {"p": round(p, 4), "r": round(r, 4), "f1": round(2 * p * r / max(p + r, 1e-9), 4), "true": true}
+    def scored(tp: int, mined: int, true: int) -> dict:
+        return prf(tp, mined, tp, true) | {"true": true}
 
     systems = {}
     for name, langs in counts.items():
         pooled = [sum(c[i] for c in langs.values()) for i in range(3)]
-        systems[name] = {"per_language": {lang: prf(*c) for lang, c in sorted(langs.items())},
-                         "pooled": prf(*pooled)}
+        systems[name] = {"per_language": {lang: scored(*c) for lang, c in sorted(langs.items())},
+                         "pooled": scored(*pooled)}
     return {"task": {"parts": parts, "calibrations": [r["task"].get("calibration") for r in reports]},
             "systems": systems}
 
@@ -502,13 +505,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"round {r} done", file=sys.stderr, flush=True)
         per = {}
         for lang, (tp, mined, n_true, hit) in sorted(totals.items()):
-            p, rc = tp / max(mined, 1), hit / max(n_true, 1)
-            per[lang] = {"p": round(p, 4), "r": round(rc, 4), "f1": round(2 * p * rc / max(p + rc, 1e-9), 4),
-                         "mined": mined, "true": n_true}
+            per[lang] = prf(tp, mined, hit, n_true) | {"mined": mined, "true": n_true}
         tp, mined, n_true, hit = (sum(v[i] for v in totals.values()) for i in range(4))
-        p, rc = tp / max(mined, 1), hit / max(n_true, 1)
-        report["stage"] = {"encoders": config.encoders, "per_language": per, "pooled": {"p": round(p, 4), "r": round(rc, 4),
-                                                           "f1": round(2 * p * rc / max(p + rc, 1e-9), 4)}}
+        report["stage"] = {"encoders": config.encoders, "per_language": per, "pooled": prf(tp, mined, hit, n_true)}
     else:
         systems = systems_from(calibration)
         if args.margin != "ratio":

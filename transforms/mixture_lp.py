@@ -176,9 +176,10 @@ def solve_mixture(
     relaxed by ε = `tol_occurrences` occurrences of a pair in the largest sample (scaled), so the result is the
     exact optimum of that relaxed LP (`LPResult.tolerance` is ε). `per_round` caps the constraints added per
     round (None: up to `per_merge` for every merge). `coarse_strides` (e.g. (16, 4)) first solve on every 16th
-    merge, then every 4th, then all: the rows found there are rows of the full LP too, and they bring α close to its optimum cheaply, so the dense
-    rounds no longer jump between corners of the simplex. A coarse phase ends when nothing is violated or its
-    bound gap is ≤ `phase_gap` (its job is a good start, not an exact optimum). `purge_after` (None: never)
+    merge, then every 4th, then all: the rows found there are rows of the full LP too, and they bring α close
+    to its optimum cheaply, so the dense rounds no longer jump between corners of the simplex. A coarse phase
+    ends when nothing is violated or its bound gap is ≤ `phase_gap` (its job is a good start, not an exact
+    optimum). `purge_after` (None: never)
     deletes rows slack for that many rounds. Rounds stop when nothing is violated, the bound gap is ≤
     `gap_tol` in the last phase, or after `max_rounds` / `max_seconds`; `converged` is True only in the first
     case. `solver` solves the first round, `warm_solver` the later ones (HiGHS: "ipm", "simplex" (dual,

@@ -22,6 +22,8 @@ import sys
 import time
 from collections.abc import Iterator
 
+import numpy as np
+
 from tools.bench.bench_pipeline import TreeMemory
 
 BUNDLE_LOGGER = "apache_beam.runners.portability.fn_api_runner.fn_runner.run_bundle"
@@ -69,17 +71,20 @@ def stage_peaks(starts: list[tuple[float, str]], end: float, samples: dict[int, 
     """Per stage that ran at least `min_seconds`: its duration and the largest worker's and the driver's peak RSS
     while it ran. RSS rarely falls, so a stage's figure includes what earlier stages left behind; the rise from
     one stage to the next is what that stage added."""
+    series = {pid: np.asarray(points, dtype=np.float64).reshape(-1, 2) for pid, points in samples.items()}
+
+    def peak(points: np.ndarray, start: float, stop: float) -> float:
+        lo, hi = np.searchsorted(points[:, 0], [start, stop])  # samples are in time order
+        return points[lo:hi, 1].max(initial=0.0)
+
     rows = []
     for (start, label), stop in zip(starts, [t for t, _ in starts[1:]] + [end]):
         if stop - start < min_seconds:
             continue
-
-        def peak(series: list[tuple[float, int]]) -> int:
-            return max((rss for t, rss in series if start <= t < stop), default=0)
-
-        worker = max((peak(series) for pid, series in samples.items() if pid != driver), default=0)
+        worker = max((peak(points, start, stop) for pid, points in series.items() if pid != driver), default=0.0)
+        driver_peak = peak(series[driver], start, stop) if driver in series else 0.0
         rows.append({"stage": label, "seconds": round(stop - start, 1), "worker_mb": round(worker / 2**20),
-                     "driver_mb": round(peak(samples.get(driver, [])) / 2**20)})
+                     "driver_mb": round(driver_peak / 2**20)})
     return rows
 
 
