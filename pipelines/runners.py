@@ -13,11 +13,19 @@ Measured here (tests/test_cluster.py shows each):
 `DaskRunner` below computes every leaf of the graph, collects outputs after `finish_bundle`, keeps each
 tagged output's tag, hands each consumer only the output it reads, and makes each side input one node of the
 Dask graph, computed once and handed to every partition.
+
+`stream_direct_runner_inputs` makes the DirectRunner stream a bundle's input to its worker instead of sending it
+as one message; see its docstring.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import math
+import threading
+
+_KEYS_PER_CHUNK = 4096
 
 
 def apply_dofn_to_bundle(items, do_fn_invoker_args, do_fn_invoker_kwargs, tagged_receivers, side_views=(),
@@ -170,8 +178,58 @@ def dask_runner():
     return DaskRunner()
 
 
+def stream_direct_runner_inputs() -> None:
+    """Make Beam 2.77's DirectRunner (its FnApiRunner) stream each bundle's input to the worker.
+
+    Unpatched, the runner encodes a worker's whole share of a shuffle as one byte string
+    (`GroupingBuffer.partition`) and sends it as one message before the bundle starts, so the worker holds all of
+    it at once: dedup's largest worker grew from 921 to 1,644 MB between 200k and 400k documents
+    (tools/bench/RESULTS_dedup.md). Here a share is cut into chunks of whole keys, and each key still goes to the
+    same worker. The chunks go out as messages of about 10 MB, sent from a thread while the bundle runs, so the
+    worker's receive queue (5 messages) holds the sender back. Each worker receives the same elements as
+    before, in another order, and babelbeam's output does not depend on order.
+    """
+    from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
+    from apache_beam.runners.worker import data_plane
+
+    if getattr(execution.GroupingBuffer.partition, "streams_chunks", False):
+        return
+    whole_partition = execution.GroupingBuffer.partition
+
+    def partition(self, n: int) -> list[list[bytes]]:
+        # Beam deals keys round-robin over the parts; with n * k parts, part j holds keys j mod n*k, so worker i
+        # taking parts i, i+n, ... receives exactly the keys it had before, in k chunks.
+        k = max(1, math.ceil(len(self._table) / (n * _KEYS_PER_CHUNK)))
+        parts = whole_partition(self, n * k)
+        return [[chunk for part in parts[i::n] for chunk in part] for i in range(n)]
+
+    def send_input_to_worker(self, process_bundle_id: str, read_transform_id: str, byte_streams) -> None:
+        data_out = self._worker_handler.data_conn.output_stream(process_bundle_id, read_transform_id)
+
+        def write() -> None:
+            try:
+                for chunk in byte_streams or []:
+                    data_out.write(chunk)
+                    data_out.maybe_flush()  # chunks hold whole elements, so any flush point is valid
+                data_out.close()
+            except Exception:  # the bundle then fails on the worker's side; say why here
+                logging.getLogger(__name__).exception("babelbeam: sending %s's input failed", process_bundle_id)
+                raise
+
+        if isinstance(self._worker_handler.data_conn, data_plane.InMemoryDataChannel):
+            write()  # the in-process worker reads its input only once the bundle starts, after this returns
+        else:
+            threading.Thread(target=write, name=f"send-{process_bundle_id}", daemon=True).start()
+
+    partition.streams_chunks = True
+    execution.GroupingBuffer.partition = partition
+    fn_runner.BundleManager._send_input_to_worker = send_input_to_worker
+
+
 def runner_for(name: str | None):
     """A runner object where Beam's lookup by name is not enough, else None (Beam resolves the name)."""
     if name == "DaskRunner":
         return dask_runner()
+    if name in (None, "DirectRunner"):
+        stream_direct_runner_inputs()
     return None

@@ -6,7 +6,9 @@ Both systems read the same Parquet file (id, text) of English documents built fr
 documents. Each run is a fresh subprocess, so peak memory is measured per run: `runner_rss_mb` is the
 process that drives the run (for Beam's DirectRunner it also holds every shuffle in memory) and
 `worker_rss_mb` the largest worker subprocess. `--stage-memory` adds, for babelbeam, the largest worker's RSS
-during each DirectRunner stage, which names the stage where worker memory grows.
+during each DirectRunner stage, which names the stage where worker memory grows. The system
+`babelbeam-whole` is babelbeam on Beam's DirectRunner as released, which sends a worker its whole share of a
+shuffle as one message (pipelines.runners.stream_direct_runner_inputs), for comparison.
 
     python -m tools.bench.bench_dedup --sizes 50000,100000 --signature-docs 5000
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import random
 import resource
@@ -51,10 +54,11 @@ def make_corpus(n_docs: int, seed: int, path: Path) -> None:
     pq.write_table(pa.table({"id": ids, "text": texts}), path, row_group_size=10_000)
 
 
-def run_babelbeam(input_path: str, out_dir: str, workers: int) -> dict:
+def run_babelbeam(input_path: str, out_dir: str, workers: int, streamed: bool = True) -> dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from pipelines.runners import stream_direct_runner_inputs
     from schemas.documents import new_document
     from transforms.config import DedupConfig
     from transforms.dedup import Dedup
@@ -64,6 +68,8 @@ def run_babelbeam(input_path: str, out_dir: str, workers: int) -> dict:
         doc["partition"] = "eng_Latn"
         return doc
 
+    if streamed:
+        stream_direct_runner_inputs()  # as pipelines.build runs it
     options = PipelineOptions(direct_num_workers=workers, direct_running_mode="multi_processing")
     with beam.Pipeline(options=options) as pipeline:
         out = (
@@ -102,14 +108,25 @@ def run_datatrove(input_path: str, out_dir: str, workers: int) -> dict:
     return {"stage_seconds": seconds}
 
 
+def kept_digest(out_dir: str) -> dict:
+    """How many documents were kept, and a digest of them in sorted order, so two runs' outputs can be compared."""
+    lines = sorted(line for path in Path(out_dir).glob("kept*") for line in path.read_text("utf-8").splitlines())
+    return {"kept": len(lines), "kept_sha256": hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]}
+
+
 def one_run(system: str, input_path: str, workers: int, stage_memory: bool = False) -> None:
     """Runs in its own process: prints one JSON line with time and peak memory."""
     from tools.bench.stage_memory import stage_memory as sampled
 
     with tempfile.TemporaryDirectory() as out_dir, (sampled() if stage_memory else contextlib.nullcontext()) as stages:
         start = time.perf_counter()
-        extra = (run_babelbeam if system == "babelbeam" else run_datatrove)(input_path, out_dir, workers)
+        if system.startswith("babelbeam"):
+            extra = run_babelbeam(input_path, out_dir, workers, streamed=system == "babelbeam")
+        else:
+            extra = run_datatrove(input_path, out_dir, workers)
         seconds = time.perf_counter() - start
+        if system.startswith("babelbeam"):
+            extra.update(kept_digest(out_dir))
     if stage_memory:
         extra["stages"] = stages
     print(json.dumps({
@@ -167,7 +184,8 @@ def bench_signatures(n_docs: int, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="50000,100000,200000")
-    parser.add_argument("--systems", default="babelbeam,datatrove")
+    parser.add_argument("--systems", default="babelbeam,datatrove",
+                        help="of babelbeam, babelbeam-whole (Beam's DirectRunner as released), datatrove")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--signature-docs", type=int, default=5000, help="0: skip the datasketch comparison")
     parser.add_argument("--seed", type=int, default=0)
