@@ -78,3 +78,17 @@ def test_cross_fitting_refuses_two_reports_on_the_same_half():
 
     with pytest.raises(SystemExit, match="different halves"):
         combine_reports([_report("eval", {"deu": (1, 1, 1)}), _report("eval", {"deu": (1, 1, 1)})])
+
+
+def test_one_threshold_gives_every_language_its_systems_single_threshold():
+    from tools.eval_bucc import calibrated_threshold, one_threshold_each
+    from transforms.bitext_scoring import load_calibration
+
+    shipped = load_calibration(None)
+    single = one_threshold_each(shipped)
+    for system, margin in (("cos:usem3", "ratio"), ("margin:usem3", "distance"), ("learned:usem3", "ratio")):
+        fitted = {calibrated_threshold(system, lang, shipped, margin) for lang in ("deu", "fra", "jpn")}
+        assert len(fitted) > 1  # the shipped file has per-language thresholds ...
+        assert {calibrated_threshold(system, lang, single, margin) for lang in ("deu", "fra", "jpn")} == {
+            calibrated_threshold(system, "xxx-not-calibrated", shipped, margin)}  # ... which are dropped
+    assert "per_language" in shipped["margin_thresholds"]["usem3"]["cos"]  # the loaded calibration is untouched

@@ -337,6 +337,19 @@ def calibrated_threshold(system: str, lang: str, calibration: dict, margin_kind:
     return calibration["ablations"][system]["threshold"]
 
 
+def one_threshold_each(calibration: dict) -> dict:
+    """The calibration with its per-language thresholds dropped, so each system uses its one fitted threshold.
+
+    A margin is meant to put every language on one scale (that is what LASER's single 1.06 relies on); this shows
+    how much each system loses without thresholds fitted per language."""
+    out = json.loads(json.dumps(calibration))
+    for group in ("margin_thresholds", "scorers"):
+        for kinds in out.get(group, {}).values():
+            for entry in kinds.values():
+                entry.pop("per_language", None)
+    return out
+
+
 def _macro(lang: str) -> str:
     from transforms.bitext_encoders import macro_language
 
@@ -451,6 +464,8 @@ def main(argv: list[str] | None = None) -> None:
                     "one fitted on the other half than --part")
     ap.add_argument("--combine", nargs="+", type=Path, metavar="REPORT",
                     help="pool the counts of reports on disjoint halves (cross-fitting) and print F1 per language")
+    ap.add_argument("--one-threshold", action="store_true",
+                    help="ignore the per-language thresholds: each system uses its single calibrated threshold")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     if args.combine:
@@ -463,6 +478,8 @@ def main(argv: list[str] | None = None) -> None:
 
     config = BitextConfig(encoders=args.encoders) if args.encoders else BitextConfig()
     calibration = load_calibration(str(args.calibration) if args.calibration else None)
+    if args.one_threshold:
+        calibration = one_threshold_each(calibration)
     corpus = Corpus(args.cache)
     dfiles = distractor_files(args.languages, args.distractor_files)
     if args.prefetch:
@@ -472,7 +489,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(part, r, "embedded", file=sys.stderr, flush=True)
         return
     report: dict = {"task": {"languages": args.languages, "part": args.part, "rounds": args.rounds,
-                             "distractor_files": dfiles, "calibration": str(args.calibration or "shipped")},
+                             "distractor_files": dfiles, "calibration": str(args.calibration or "shipped"),
+                             "one_threshold": args.one_threshold},
                     "shipped_default": {lang: shipped_system(lang) for lang in args.languages}}
     if args.beam:
         from transforms.bitext_encoders import register_encoder
