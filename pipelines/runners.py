@@ -21,7 +21,6 @@ as one message; see its docstring.
 from __future__ import annotations
 
 import functools
-import logging
 import math
 import threading
 
@@ -206,15 +205,11 @@ def stream_direct_runner_inputs() -> None:
     def send_input_to_worker(self, process_bundle_id: str, read_transform_id: str, byte_streams) -> None:
         data_out = self._worker_handler.data_conn.output_stream(process_bundle_id, read_transform_id)
 
-        def write() -> None:
-            try:
-                for chunk in byte_streams or []:
-                    data_out.write(chunk)
-                    data_out.maybe_flush()  # chunks hold whole elements, so any flush point is valid
-                data_out.close()
-            except Exception:  # the bundle then fails on the worker's side; say why here
-                logging.getLogger(__name__).exception("babelbeam: sending %s's input failed", process_bundle_id)
-                raise
+        def write() -> None:  # a failure in the thread is printed by threading's excepthook
+            for chunk in byte_streams or []:
+                data_out.write(chunk)
+                data_out.maybe_flush()  # chunks hold whole elements, so any flush point is valid
+            data_out.close()
 
         if isinstance(self._worker_handler.data_conn, data_plane.InMemoryDataChannel):
             write()  # the in-process worker reads its input only once the bundle starts, after this returns

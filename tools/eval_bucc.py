@@ -32,6 +32,7 @@ The cached embeddings of tools/eval_tatoeba.py are reused (--cache).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -342,7 +343,7 @@ def one_threshold_each(calibration: dict) -> dict:
 
     A margin is meant to put every language on one scale (that is what LASER's single 1.06 relies on); this shows
     how much each system loses without thresholds fitted per language."""
-    out = json.loads(json.dumps(calibration))
+    out = copy.deepcopy(calibration)
     for group in ("margin_thresholds", "scorers"):
         for kinds in out.get(group, {}).values():
             for entry in kinds.values():

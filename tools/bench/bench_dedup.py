@@ -54,7 +54,10 @@ def make_corpus(n_docs: int, seed: int, path: Path) -> None:
     pq.write_table(pa.table({"id": ids, "text": texts}), path, row_group_size=10_000)
 
 
-def run_babelbeam(input_path: str, out_dir: str, workers: int, streamed: bool = True) -> dict:
+SYSTEMS = ("babelbeam", "babelbeam-whole", "datatrove")
+
+
+def run_babelbeam(input_path: str, out_dir: str, workers: int, streamed: bool = True) -> None:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -79,7 +82,6 @@ def run_babelbeam(input_path: str, out_dir: str, workers: int, streamed: bool = 
             | Dedup(DedupConfig())
         )
         out["documents"] | "Json" >> beam.Map(json.dumps) | "Write" >> beam.io.WriteToText(f"{out_dir}/kept")
-    return {}
 
 
 def run_datatrove(input_path: str, out_dir: str, workers: int) -> dict:
@@ -120,13 +122,13 @@ def one_run(system: str, input_path: str, workers: int, stage_memory: bool = Fal
 
     with tempfile.TemporaryDirectory() as out_dir, (sampled() if stage_memory else contextlib.nullcontext()) as stages:
         start = time.perf_counter()
-        if system.startswith("babelbeam"):
-            extra = run_babelbeam(input_path, out_dir, workers, streamed=system == "babelbeam")
-        else:
+        if system == "datatrove":
             extra = run_datatrove(input_path, out_dir, workers)
-        seconds = time.perf_counter() - start
-        if system.startswith("babelbeam"):
-            extra.update(kept_digest(out_dir))
+            seconds = time.perf_counter() - start
+        else:
+            run_babelbeam(input_path, out_dir, workers, streamed=system == "babelbeam")
+            seconds = time.perf_counter() - start
+            extra = kept_digest(out_dir)
     if stage_memory:
         extra["stages"] = stages
     print(json.dumps({
@@ -185,7 +187,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="50000,100000,200000")
     parser.add_argument("--systems", default="babelbeam,datatrove",
-                        help="of babelbeam, babelbeam-whole (Beam's DirectRunner as released), datatrove")
+                        help=f"comma-separated, of {', '.join(SYSTEMS)} (babelbeam-whole: on Beam's DirectRunner "
+                             "as released)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--signature-docs", type=int, default=5000, help="0: skip the datasketch comparison")
     parser.add_argument("--seed", type=int, default=0)
@@ -193,6 +196,9 @@ def main() -> None:
                         help="babelbeam: the largest worker's peak RSS during each DirectRunner stage")
     parser.add_argument("--one-run", nargs=2, metavar=("SYSTEM", "INPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    unknown = set(args.systems.split(",")) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown --systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
     if args.one_run:
         one_run(args.one_run[0], args.one_run[1], args.workers, args.stage_memory)
         return
