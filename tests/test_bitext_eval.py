@@ -98,13 +98,13 @@ def test_outcomes_code_each_source_sentence_and_agree_with_the_counts():
     from tools.eval_bucc import Records
 
     # Sources 0-3; 0 and 1 are gold. Pairs: 0 correct, 1 wrong, 2 (not gold) wrong but fails a filter, 3 low score.
-    first = Records([0.9, 0.8, 0.7, 0.1], [True, False, False, False], [True, True, False, True], 2,
+    first = Records([0.9, 0.8, 0.7, 0.1], [True, False, False, False], [True, True, False, True],
                     unit=[0, 1, 2, 3], gold=[True, True, False, False])
     assert first.outcomes(0.5) == "7600"
     assert first.outcomes(0.85) == "7400"
     merged = Records()
     merged.extend(first)
-    merged.extend(Records([0.6], [True], [True], 1, unit=[1], gold=[False, True]))
+    merged.extend(Records([0.6], [True], [True], unit=[1], gold=[False, True]))
     codes = merged.outcomes(0.5)
     assert codes == "760007"  # the second Records' source 1 is unit 5
     tp, mined, true = codes.count("7"), sum(c in "2367" for c in codes), sum(c >= "4" for c in codes)

@@ -212,14 +212,20 @@ class Records:
     score: list[float] = field(default_factory=list)
     correct: list[bool] = field(default_factory=list)
     passes: list[bool] = field(default_factory=list)
-    n_true: int = 0
     unit: list[int] = field(default_factory=list)  # per selected pair: index of its source sentence in `gold`
     gold: list[bool] = field(default_factory=list)  # per pooled source sentence: its translation is in the pool
 
+    @property
+    def n_true(self) -> int:
+        return sum(self.gold)
+
+    def _kept(self, threshold: float) -> np.ndarray:
+        s, p = np.asarray(self.score, dtype=np.float64), np.asarray(self.passes, bool)
+        return (s >= threshold) & p if len(s) else np.zeros(0, bool)
+
     def prf(self, threshold: float) -> dict[str, float]:
-        s, c, p = np.asarray(self.score), np.asarray(self.correct, bool), np.asarray(self.passes, bool)
-        kept = (s >= threshold) & p if len(s) else np.zeros(0, bool)
-        tp = int((kept & c).sum())
+        kept = self._kept(threshold)
+        tp = int((kept & np.asarray(self.correct, bool)).sum())
         mined = int(kept.sum())
         return prf(tp, mined, tp, self.n_true) | {"mined": mined, "tp": tp, "true": self.n_true}
 
@@ -236,15 +242,14 @@ class Records:
         self.score += other.score
         self.correct += other.correct
         self.passes += other.passes
-        self.n_true += other.n_true
 
     def outcomes(self, threshold: float) -> str:
         """One digit per pooled source sentence, 4*gold + 2*kept + correct: what a paired bootstrap resamples."""
-        code = [4 * g for g in self.gold]
-        for u, s, c, p in zip(self.unit, self.score, self.correct, self.passes):
-            if s >= threshold and p:
-                code[u] += 2 + c
-        return "".join(map(str, code))
+        code = 4 * np.asarray(self.gold, dtype=np.int64)
+        kept = self._kept(threshold)
+        if len(kept):  # max mode selects each source sentence at most once
+            code[np.asarray(self.unit)[kept]] += 2 + np.asarray(self.correct, dtype=np.int64)[kept]
+        return "".join(map(str, code.tolist()))
 
 
 def encoder_sets(language: str, config: BitextConfig) -> list[tuple[str, ...]]:
@@ -314,7 +319,7 @@ def collect(corpus: Corpus, rnd: Round, systems: dict, config: BitextConfig, cal
             else:
                 score = scoring.predict(feats, feature_names(encs))
             chosen = select(cands.src, cands.tgt, cands.direction, score, "max", -np.inf)
-            rec = Records(n_true=sum(gold), gold=list(gold))
+            rec = Records(gold=list(gold))
             for c in chosen.tolist():
                 i, j = int(cands.src[c]), int(cands.tgt[c])
                 a, b = src_texts[i], eng_texts[j]
@@ -444,7 +449,8 @@ def paired_bootstrap(units_a: str, units_b: str, n_boot: int = 2000, seed: int =
     resample of the same sentences, so the variation they share cancels."""
     if len(units_a) != len(units_b):
         raise ValueError("paired bootstrap: the systems were run on different sentences")
-    codes = np.array([[int(c) for c in units_a], [int(c) for c in units_b]]).reshape(2, -1)
+    digits = np.frombuffer((units_a + units_b).encode("ascii"), dtype=np.uint8)
+    codes = (digits.astype(np.int64) - ord("0")).reshape(2, -1)
     # Per sentence and system: (true positive, kept, gold) counts; a resample sums them over drawn sentences.
     counts = np.stack([codes % 4 == 3, codes % 4 >= 2, codes >= 4], axis=-1).astype(np.int64)
 
@@ -619,7 +625,7 @@ def main(argv: list[str] | None = None) -> None:
                 entry["per_language"][lang] = {"at_default": rec.prf(t) | {"threshold": round(t, 4),
                                                                            "units": rec.outcomes(t)},
                                                "best": best | {"threshold": round(best_t, 4)}}
-                pooled.extend(Records([s - t for s in rec.score], rec.correct, rec.passes, rec.n_true))
+                pooled.extend(Records([s - t for s in rec.score], rec.correct, rec.passes, rec.unit, rec.gold))
                 pooled_best.extend(rec)
             entry["pooled_at_default"] = pooled.prf(0.0)
             entry["min_f1_at_default"] = min(v["at_default"]["f1"] for v in entry["per_language"].values())
