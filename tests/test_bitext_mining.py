@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import zlib
 
 import numpy as np
 import pytest
 
 from transforms.bitext import PairPlan, combine, encoder_cosines, plan_pairs
-from transforms.bitext_encoders import encoder_languages, normalize_rows, validate_spec
+from transforms.bitext_encoders import (
+    encoder_languages,
+    normalize_rows,
+    register_encoder,
+    validate_spec,
+    word_encoder,
+)
 from transforms.bitext_mining import (
     best_candidates,
     final_punct,
@@ -21,7 +28,14 @@ from transforms.bitext_mining import (
     select,
     sharded_knn,
 )
-from transforms.bitext_scoring import fit_logistic, length_stats, scoring_rule
+from transforms.bitext_scoring import (
+    feature_names,
+    fit_logistic,
+    idf_weights,
+    length_stats,
+    scoring_rule,
+    word_alignment,
+)
 from transforms.bitext_segment import display_width, split_sentences
 from transforms.config import BitextConfig
 
@@ -187,6 +201,60 @@ def test_scoring_rule_uses_calibration_and_override():
     assert scoring_rule(("usem3",), "deu", "eng", "ratio", False, None, cal).threshold == 1.25
     assert scoring_rule(("usem3",), "deu", "eng", "ratio", False, 1.1, cal).threshold == 1.1
     assert scoring_rule(("e5-small",), "deu", "eng", "ratio", True, None, cal).threshold == 1.06
+
+
+def _dictionary_encoder(groups: list[set[str]]):
+    """Words of one group (a word and its translations) share a one-hot vector; any other word gets its own."""
+    index = {w: g for g, words in enumerate(groups) for w in words}
+
+    def encode(words: list[str]) -> np.ndarray:
+        out = np.zeros((len(words), 64), np.float32)
+        for r, w in enumerate(words):
+            out[r, index.get(w, len(groups) + zlib.crc32(w.encode()) % (64 - len(groups)))] = 1.0
+        return out
+
+    return encode
+
+
+def test_word_alignment_finds_the_word_a_paraphrase_changes():
+    encode = _dictionary_encoder([{"ayer", "yesterday"}, {"fue", "was"}, {"lunes", "monday"}])
+    pairs = [("Ayer fue lunes.", "Yesterday was Monday."), ("Ayer fue lunes.", "Yesterday was Saturday."),
+             ("Ayer fue lunes 3.", "Yesterday was 3 Monday!"), ("¡!", "Hello")]
+    src_idf = idf_weights([a for a, _ in pairs])
+    tgt_idf = idf_weights([b for _, b in pairs] + ["Saturday, Monday was fine"])
+    feats = word_alignment(pairs, src_idf, tgt_idf, encode)
+    assert feats[0].tolist() == pytest.approx([1.0, 0.0, 0.0])
+    assert feats[2].tolist() == pytest.approx([1.0, 0.0, 0.0])  # digits and punctuation are not words
+    align, unaligned_src, unaligned_tgt = feats[1]
+    assert align < 0.8 and unaligned_src > 0 and unaligned_tgt > 0
+    # "saturday" is rarer than "was" in the target pool, so it weighs more than a third of the target side
+    assert unaligned_tgt > 1 / 3
+    assert feats[3].tolist() == [0.5, 0.5, 0.5]  # no content word on one side: neutral
+
+
+def test_word_encoder_embeds_each_distinct_word_once_per_process():
+    seen: list[list[str]] = []
+
+    class Counting:
+        dim = 64
+
+        def encode(self, texts):
+            seen.append(list(texts))
+            return _dictionary_encoder([])(texts)
+
+    register_encoder("e5-small", Counting(), threads=97)  # a key no other test uses
+    encode = word_encoder("e5-small", threads=97)
+    first = encode(["ayer", "fue", "ayer"])
+    second = encode(["fue", "lunes"])
+    assert seen == [["ayer", "fue"], ["lunes"]]
+    assert np.array_equal(first[1], second[0]) and np.array_equal(first[0], first[2])
+    assert encode([]).shape == (0, 64)
+
+
+def test_only_e5_contributes_word_alignment_features():
+    assert not any(n.startswith("align") for n in feature_names(("usem3",)))
+    both = feature_names(("usem3", "e5-small"))
+    assert both[-3:] == ["align:e5-small", "unaligned_src:e5-small", "unaligned_tgt:e5-small"]
 
 
 # --- combination and planning ------------------------------------------------------------------------

@@ -9,7 +9,8 @@ Procedure (README, "Bitext thresholds"):
    pair, 5x distractors per side) and mine them with every encoder set (each encoder alone and the
    combination) in `max` mode.
 3. Fit the logistic scorers on the candidates (label: the English side is a reference translation):
-   one per encoder set on all features, and ablations on subsets of features.
+   one per encoder set on all features, and ablations on subsets of features: sentence-encoder features alone,
+   and everything but the word alignment.
 4. For cosine, ratio margin, distance margin and every scorer, pick the threshold that maximises F1 pooled over
    languages, and per language where the language has at least --min-per-language true pairs.
 5. Write transforms/data/bitext_thresholds.json. The evaluation half (odd lines) is never read.
@@ -31,7 +32,7 @@ from tools.eval_bucc import (N_ROUNDS, OFFLINE_ENCODERS, Corpus, Records, build_
 from tools.eval_tatoeba import DATA, TARGET_LANGUAGES, all_languages, half
 from transforms.bitext_encoders import macro_language
 from transforms.bitext_mining import word_count
-from transforms.bitext_scoring import AGREEMENT_FEATURES, feature_names, fit_logistic
+from transforms.bitext_scoring import AGREEMENT_FEATURES, alignment_names, feature_names, fit_logistic
 from transforms.config import BitextConfig
 
 
@@ -111,10 +112,15 @@ def main(argv: list[str] | None = None) -> None:
         y = np.concatenate([l for _, l, _ in features[s]])
         names = feature_names(s)
         models["+".join(s)] = fit_logistic(X, y, names)
+        subsets = {}
+        aligned = alignment_names(s)
         if len(s) > 1:
-            enc_only = [n for n in names if n not in AGREEMENT_FEATURES]
-            cols = [names.index(n) for n in enc_only]
-            ablations[f"learned-encoder-features:{'+'.join(s)}"] = (s, fit_logistic(X[:, cols], y, enc_only))
+            subsets["learned-encoder-features"] = [n for n in names if n not in AGREEMENT_FEATURES and n not in aligned]
+        if aligned:
+            subsets["learned-without-alignment"] = [n for n in names if n not in aligned]
+        for label, subset in subsets.items():
+            cols = [names.index(n) for n in subset]
+            ablations[f"{label}:{'+'.join(s)}"] = (s, fit_logistic(X[:, cols], y, subset))
     systems = {f"learned:{k}": (tuple(k.split("+")), m) for k, m in models.items()}
     systems.update(ablations)
     merged = run(systems, config)

@@ -19,7 +19,7 @@ import numpy as np
 import xxhash
 
 from schemas.bitext import BITEXT_SCHEMA
-from transforms.bitext_encoders import encoder_languages, get_encoder, macro_language
+from transforms.bitext_encoders import encoder_languages, get_encoder, macro_language, word_encoder
 from transforms.bitext_mining import (
     best_candidates,
     knn,
@@ -155,7 +155,8 @@ def score_candidates(fwd, bwd, fwd_enc, bwd_enc, src: SideInfo, tgt: SideInfo, e
     cands = best_candidates(fwd, bwd, config.margin)
     rule = scoring_rule(encoders, src.language, tgt.language, config.margin, config.scorer == "learned",
                         config.threshold, calibration)
-    feats = candidate_features(cands, fwd_enc, bwd_enc, encoders, src, tgt, config.margin, calibration)
+    feats = candidate_features(cands, fwd_enc, bwd_enc, encoders, src, tgt, config.margin, calibration,
+                               lambda e: word_encoder(e, config.device, config.encoder_threads))
     score = rule.scorer.predict(feats, feature_names(encoders)) if rule.scorer is not None else cands.margin
     return cands, feats, score, rule
 

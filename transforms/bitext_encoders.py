@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -265,7 +266,35 @@ def get_encoder(spec: str, device: str = "cpu", threads: int = 1) -> Encoder:
         return encoder
 
 
+_word_tables: dict[tuple, dict[str, np.ndarray]] = {}
+MAX_CACHED_WORDS = 100_000
+
+
+def word_encoder(spec: str, device: str = "cpu", threads: int = 1) -> Callable[[list[str]], np.ndarray]:
+    """Embeds single words, each distinct word once per process (up to MAX_CACHED_WORDS, then the table starts
+    over): the word-alignment features see the same English words in every language pair."""
+    key = (validate_spec(spec), device, threads)
+
+    def encode(words: list[str]) -> np.ndarray:
+        encoder = get_encoder(spec, device, threads)
+        unique = list(dict.fromkeys(words))
+        with _lock:
+            table = _word_tables.setdefault(key, {})
+            found = {w: table[w] for w in unique if w in table}
+        missing = [w for w in unique if w not in found]
+        if missing:
+            found.update(zip(missing, encoder.encode(missing)))
+            with _lock:
+                if len(table) + len(missing) > MAX_CACHED_WORDS:
+                    table.clear()
+                table.update((w, found[w]) for w in missing)
+        return np.stack([found[w] for w in words]) if words else np.zeros((0, encoder.dim), np.float32)
+
+    return encode
+
+
 def register_encoder(spec: str, encoder: Encoder, device: str = "cpu", threads: int = 1) -> None:
     """Install an encoder instance (e.g. one answering from precomputed embeddings) for this process."""
     with _lock:
         _cache[(validate_spec(spec), device, threads)] = encoder
+        _word_tables.pop((spec, device, threads), None)

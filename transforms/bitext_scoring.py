@@ -6,12 +6,20 @@ cosines of the combined and of each single encoder, the lead over the runner-up,
 it, and agreement of numbers, length, final punctuation and language ID -- and a logistic regression fitted on
 the calibration half of the dev pairs (tools/calibrate_bitext.py) turns it into a probability. The shipped
 parameters live in transforms/data/bitext_thresholds.json.
+
+Sentence embeddings blur the one word in which a close paraphrase differs ("Yesterday was Monday" against
+"Yesterday was Saturday"). With e5-small in the set, a soft word alignment adds that view: every word is embedded
+on its own, and each side's words are matched to their most similar word on the other side (IDF-weighted, as
+BERTScore does), with the share of words left without a mutual best match. USE-m's single-word vectors add
+nothing measurable, so only e5-small's are used (tools/bench/RESULTS_bitext.md, "Word alignment").
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,9 +28,13 @@ import numpy as np
 
 from transforms.bitext_encoders import macro_language
 from transforms.bitext_mining import Candidates, final_punct, margin, neighbourhood_mean, numbers_of
+from transforms.text import is_punctuation_token, segment_words
 
 THRESHOLDS_PATH = Path(__file__).parent / "data" / "bitext_thresholds.json"
 AGREEMENT_FEATURES = ("gap", "mutual", "numbers", "length_z", "punct", "lid")
+ALIGNMENT_FEATURES = ("align", "unaligned_src", "unaligned_tgt")
+# Encoders whose single-word embeddings feed the word alignment (measured: e5-small helps, USE-m does not).
+WORD_ENCODERS = ("e5-small",)
 
 
 @lru_cache(maxsize=4)
@@ -39,7 +51,49 @@ def feature_names(encoders: tuple[str, ...]) -> list[str]:
     if len(encoders) > 1:
         for e in encoders:
             names += [f"margin:{e}", f"cos:{e}"]
-    return names + list(AGREEMENT_FEATURES)
+    return names + list(AGREEMENT_FEATURES) + alignment_names(encoders)
+
+
+def alignment_names(encoders: tuple[str, ...]) -> list[str]:
+    return [f"{a}:{e}" for e in encoders if e in WORD_ENCODERS for a in ALIGNMENT_FEATURES]
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words without punctuation or digits (numbers have their own feature); ICU segments CJK/Thai."""
+    return [t.lower() for t in segment_words(text) if not is_punctuation_token(t) and not t.isdigit()]
+
+
+def idf_weights(texts: list[str]) -> dict[str, float]:
+    """Smoothed inverse document frequency over one side's sentences: rare words carry the meaning."""
+    df = Counter(w for t in texts for w in set(content_words(t)))
+    n = len(texts)
+    return {w: math.log((n + 1) / (c + 1)) + 1.0 for w, c in df.items()}
+
+
+def word_alignment(pairs: list[tuple[str, str]], src_idf: dict[str, float], tgt_idf: dict[str, float],
+                   encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """(len(pairs), 3): IDF-weighted alignment F (mean best-match cosine of each side's words, harmonic mean of
+    both directions) and the IDF share of source and of target words without a mutual best match.
+
+    `encode` embeds words (normalised rows); each distinct word is embedded once. A side with no content word
+    gets the neutral values (0.5, 0.5, 0.5)."""
+    words = [(content_words(a), content_words(b)) for a, b in pairs]
+    vocab = sorted({w for wa, wb in words for w in wa + wb})
+    table = dict(zip(vocab, encode(vocab))) if vocab else {}
+    out = np.full((len(pairs), 3), 0.5, np.float32)
+    for r, (wa, wb) in enumerate(words):
+        if not wa or not wb:
+            continue
+        sim = np.stack([table[w] for w in wa]) @ np.stack([table[w] for w in wb]).T
+        ia = np.array([src_idf.get(w, 1.0) for w in wa])
+        ib = np.array([tgt_idf.get(w, 1.0) for w in wb])
+        p = float(sim.max(axis=1) @ ia / ia.sum())
+        rc = float(sim.max(axis=0) @ ib / ib.sum())
+        best_b, best_a = sim.argmax(axis=1), sim.argmax(axis=0)
+        linked_a = best_a[best_b] == np.arange(len(wa))  # a's best b has a as its best
+        linked_b = best_b[best_a] == np.arange(len(wb))
+        out[r] = (2 * p * rc / max(p + rc, 1e-9), ia @ ~linked_a / ia.sum(), ib @ ~linked_b / ib.sum())
+    return out
 
 
 @dataclass
@@ -74,11 +128,13 @@ def candidate_features(
     tgt: SideInfo,
     margin_kind: str,
     calibration: dict,
+    encode_words: Callable[[str], Callable[[list[str]], np.ndarray]],
 ) -> np.ndarray:
     """(n_candidates, len(feature_names(encoders))) features.
 
     fwd_enc/bwd_enc: per-encoder cosines of each kNN list, shape (n_queries, k, n_encoders), NaN for missing
-    neighbours (the lists themselves are ranked by the combined cosine).
+    neighbours (the lists themselves are ranked by the combined cosine). encode_words(encoder) is the function
+    that embeds words for the alignment features.
     """
     n = len(cands.src)
     cols = [cands.margin, cands.cos]
@@ -105,6 +161,12 @@ def candidate_features(
         punct[c] = float(final_punct(src.texts[i]) == final_punct(tgt.texts[j]))
     lid = np.minimum(src.lid_ok[cands.src], tgt.lid_ok[cands.tgt])
     cols += [cands.second_gap, mutual, numbers, np.abs(log_ratio - mu) / sd, punct, lid]
+    word_encoders = [e for e in encoders if e in WORD_ENCODERS]
+    if word_encoders:
+        pairs = [(src.texts[i], tgt.texts[j]) for i, j in zip(cands.src.tolist(), cands.tgt.tolist())]
+        src_idf, tgt_idf = idf_weights(src.texts), idf_weights(tgt.texts)
+        for e in word_encoders:
+            cols += list(word_alignment(pairs, src_idf, tgt_idf, encode_words(e)).T)
     return np.stack([np.asarray(c, dtype=np.float32) for c in cols], axis=1) if n else np.zeros((0, len(cols)), np.float32)
 
 
