@@ -20,8 +20,8 @@ file in a model directory says which languages it was trained on.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np

@@ -63,25 +63,26 @@ def content_words(text: str) -> list[str]:
     return [t.lower() for t in segment_words(text) if not is_punctuation_token(t) and not t.isdigit()]
 
 
-def idf_weights(texts: list[str]) -> dict[str, float]:
-    """Smoothed inverse document frequency over one side's sentences: rare words carry the meaning."""
-    df = Counter(w for t in texts for w in set(content_words(t)))
-    n = len(texts)
+def idf_weights(sentences: list[list[str]]) -> dict[str, float]:
+    """Smoothed inverse document frequency over one side's sentences (as content words): rare words carry the
+    meaning."""
+    df = Counter(w for words in sentences for w in set(words))
+    n = len(sentences)
     return {w: math.log((n + 1) / (c + 1)) + 1.0 for w, c in df.items()}
 
 
-def word_alignment(pairs: list[tuple[str, str]], src_idf: dict[str, float], tgt_idf: dict[str, float],
+def word_alignment(pairs: list[tuple[list[str], list[str]]], src_idf: dict[str, float], tgt_idf: dict[str, float],
                    encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    """(len(pairs), 3): IDF-weighted alignment F (mean best-match cosine of each side's words, harmonic mean of
-    both directions) and the IDF share of source and of target words without a mutual best match.
+    """(len(pairs), 3) for pairs of content-word lists: IDF-weighted alignment F (mean best-match cosine of each
+    side's words, harmonic mean of both directions) and the IDF share of source and of target words without a
+    mutual best match.
 
     `encode` embeds words (normalised rows); each distinct word is embedded once. A side with no content word
     gets the neutral values (0.5, 0.5, 0.5)."""
-    words = [(content_words(a), content_words(b)) for a, b in pairs]
-    vocab = sorted({w for wa, wb in words for w in wa + wb})
+    vocab = sorted({w for wa, wb in pairs for w in wa + wb})
     table = dict(zip(vocab, encode(vocab))) if vocab else {}
     out = np.full((len(pairs), 3), 0.5, np.float32)
-    for r, (wa, wb) in enumerate(words):
+    for r, (wa, wb) in enumerate(pairs):
         if not wa or not wb:
             continue
         sim = np.stack([table[w] for w in wa]) @ np.stack([table[w] for w in wb]).T
@@ -163,8 +164,9 @@ def candidate_features(
     cols += [cands.second_gap, mutual, numbers, np.abs(log_ratio - mu) / sd, punct, lid]
     word_encoders = [e for e in encoders if e in WORD_ENCODERS]
     if word_encoders:
-        pairs = [(src.texts[i], tgt.texts[j]) for i, j in zip(cands.src.tolist(), cands.tgt.tolist())]
-        src_idf, tgt_idf = idf_weights(src.texts), idf_weights(tgt.texts)
+        src_words, tgt_words = [content_words(t) for t in src.texts], [content_words(t) for t in tgt.texts]
+        pairs = [(src_words[i], tgt_words[j]) for i, j in zip(cands.src.tolist(), cands.tgt.tolist())]
+        src_idf, tgt_idf = idf_weights(src_words), idf_weights(tgt_words)
         for e in word_encoders:
             cols += list(word_alignment(pairs, src_idf, tgt_idf, encode_words(e)).T)
     return np.stack([np.asarray(c, dtype=np.float32) for c in cols], axis=1) if n else np.zeros((0, len(cols)), np.float32)
