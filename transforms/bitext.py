@@ -150,13 +150,18 @@ def side_info(texts: list[str], lid: list[tuple[str, float]], language: str, con
 
 
 def score_candidates(fwd, bwd, fwd_enc, bwd_enc, src: SideInfo, tgt: SideInfo, encoders: tuple[str, ...],
-                     config: BitextConfig, calibration: dict):
-    """Best candidates of both directions, their features and scores under the calibrated rule."""
+                     config: BitextConfig, calibration: dict, features: bool = False):
+    """Best candidates of both directions, their features and scores under the calibrated rule.
+
+    The features (word embeddings included) are computed only when the rule's scorer reads them, or when the
+    caller asks (`features`, for evaluation); otherwise the second item is None."""
     cands = best_candidates(fwd, bwd, config.margin)
     rule = scoring_rule(encoders, src.language, tgt.language, config.margin, config.scorer == "learned",
                         config.threshold, calibration)
-    feats = candidate_features(cands, fwd_enc, bwd_enc, encoders, src, tgt, config.margin, calibration,
-                               lambda e: word_encoder(e, config.device, config.encoder_threads))
+    feats = None
+    if features or rule.scorer is not None:
+        feats = candidate_features(cands, fwd_enc, bwd_enc, encoders, src, tgt, config.margin, calibration,
+                                   lambda e: word_encoder(e, config.device, config.encoder_threads))
     score = rule.scorer.predict(feats, feature_names(encoders)) if rule.scorer is not None else cands.margin
     return cands, feats, score, rule
 
