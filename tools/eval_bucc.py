@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.eval_tatoeba import DATA, TARGET_LANGUAGES, all_languages, covered, embeddings, load_pairs
-from transforms.bitext import knn_both, score_candidates, select, side_info
+from transforms.bitext import knn_both, score_candidates, select, sentence_lid, side_info
 from transforms.bitext_mining import near_identical, numbers_agree
 from transforms.bitext_scoring import LogisticScorer, feature_names
 from transforms.config import BitextConfig
@@ -98,15 +98,17 @@ class Corpus:
             table.update(zip(missing, vecs))
         return np.stack([table[ln] for ln in lines])
 
-    def lid_of(self, language: str, side: str) -> list[tuple[str, float]]:
+    def lid_of(self, language: str, side: str) -> list[tuple[str, float, float]]:
+        """The stage's sentence LID of a dev file side (`sentence_lid`, expecting the file's language)."""
         key = (language, side)
         if key not in self.lid:
             from transforms.langid import LanguageIdentifier
 
             if "model" not in self.lid:
                 self.lid["model"] = LanguageIdentifier()
-            src, eng = self.pairs(language)
-            self.lid[key] = [(l, s) for l, _, s in self.lid["model"].predict(src if side == "src" else eng)]
+            texts = self.pairs(language)[0 if side == "src" else 1]
+            expected = language if side == "src" else "eng"
+            self.lid[key] = sentence_lid(self.lid["model"], texts, [expected] * len(texts))
         return self.lid[key]
 
 

@@ -132,21 +132,39 @@ class Mined:
     filtered: dict[str, int]
 
 
-def lid_ok(lid: list[tuple[str, float]], language: str, reject_score: float) -> np.ndarray:
-    """LID probability of the expected language; 0 when LID names another language with >= reject_score."""
-    expected = macro_language(language)
-    out = np.empty(len(lid), np.float32)
-    for i, (label, score) in enumerate(lid):
-        if macro_language(label) == expected:
-            out[i] = max(score, 1e-3)
-        else:
-            out[i] = 0.0 if score >= reject_score else 1e-3
+LID_TOP_K = 5
+
+
+def sentence_lid(identifier, texts: list[str], languages: list[str]) -> list[tuple[str, float, float]]:
+    """(top language, its probability, probability of the expected language among the top LID_TOP_K) per
+    sentence. The third value lets a sentence of a close language (Malay read as Indonesian, Bokmal as Danish,
+    Galician as Portuguese) pass where LID still gives its own language some weight."""
+    out = []
+    for top, language in zip(identifier.top(texts, LID_TOP_K), languages):
+        if not top:
+            out.append(("und", 0.0, 0.0))
+            continue
+        expected = macro_language(language)
+        out.append((top[0][0], top[0][1], sum((p for l, p in top if macro_language(l) == expected), 0.0)))
     return out
 
 
-def side_info(texts: list[str], lid: list[tuple[str, float]], language: str, config: BitextConfig) -> SideInfo:
+def lid_ok(lid: list[tuple[str, float, float]], language: str, reject_score: float, min_expected: float) -> np.ndarray:
+    """LID probability of the expected language when LID names it; 0 (the side fails) when LID names another
+    language with >= reject_score and gives the expected one < min_expected; else 1e-3 (uncertain)."""
+    expected = macro_language(language)
+    out = np.empty(len(lid), np.float32)
+    for i, (label, score, p_expected) in enumerate(lid):
+        if macro_language(label) == expected:
+            out[i] = max(score, 1e-3)
+        else:
+            out[i] = 0.0 if score >= reject_score and p_expected < min_expected else 1e-3
+    return out
+
+
+def side_info(texts: list[str], lid: list[tuple[str, float, float]], language: str, config: BitextConfig) -> SideInfo:
     return SideInfo(texts, np.array([word_count(t) for t in texts], dtype=np.float32),
-                    lid_ok(lid, language, config.lid_reject_score), language)
+                    lid_ok(lid, language, config.lid_reject_score, config.lid_min_expected), language)
 
 
 def score_candidates(fwd, bwd, fwd_enc, bwd_enc, src: SideInfo, tgt: SideInfo, encoders: tuple[str, ...],
@@ -287,8 +305,9 @@ class _LidFn(beam.DoFn):
         self.lid = LanguageIdentifier()
 
     def process(self, batch: list[dict]):
-        for sent, (language, _, score) in zip(batch, self.lid.predict([s["text"] for s in batch])):
-            yield dict(sent, lid_lang=language, lid_score=score)
+        lid = sentence_lid(self.lid, [s["text"] for s in batch], [s["language"] for s in batch])
+        for sent, (language, score, p_expected) in zip(batch, lid):
+            yield dict(sent, lid_lang=language, lid_score=score, lid_expected=p_expected)
 
 
 def _dedup_key(sent: dict):
@@ -357,7 +376,8 @@ class _EmbedFn(beam.DoFn):
             self.counters.inc("sentences_embedded")
             yield _stat(sent["partition"], "sentences_embedded")
             key = sentence_key(sent["doc_id"], sent["idx"])
-            meta = (key, sent["doc_id"], sent["idx"], sent["text"], sent["lid_lang"], sent["lid_score"])
+            meta = (key, sent["doc_id"], sent["idx"], sent["text"], sent["lid_lang"], sent["lid_score"],
+                    sent["lid_expected"])
             for plan, side in routes:
                 weights = combination_weights(plan.encoders, self.calibration)
                 vec = combine([vectors[e][i][None, :] for e in plan.encoders], weights)[0]
@@ -448,7 +468,7 @@ class _ScorePairFn(beam.DoFn):
                 enc[q, :n] = r[5]
             sims[ids < 0] = -np.inf
             arrays[s] = (sims, ids, enc)
-        infos = {s: side_info([r[1][3] for r in sides[s]], [(r[1][4], r[1][5]) for r in sides[s]],
+        infos = {s: side_info([r[1][3] for r in sides[s]], [r[1][4:7] for r in sides[s]],
                               plan.src_lang if s == "src" else plan.tgt_lang, self.config) for s in sides}
         mined = finish_pair(arrays["src"][:2], arrays["tgt"][:2], arrays["src"][2], arrays["tgt"][2],
                             infos["src"], infos["tgt"], plan.encoders, self.config, self.calibration)

@@ -30,7 +30,7 @@ import numpy as np
 # Tatoeba's `cmn`/`lvs`/`zsm` and fastText's `zho`/`lav`/`msa` compare equal.
 MACRO = {
     "cmn": "zho", "arb": "ara", "pes": "fas", "prs": "fas", "zsm": "msa", "lvs": "lav", "ekk": "est",
-    "nob": "nor", "swh": "swa", "azj": "aze", "khk": "mon", "npi": "nep", "uzn": "uzb", "als": "sqi",
+    "nob": "nor", "nno": "nor", "swh": "swa", "azj": "aze", "khk": "mon", "npi": "nep", "uzn": "uzb", "als": "sqi",
     "plt": "mlg", "gaz": "orm", "ory": "ori", "pbt": "pus", "kmr": "kur", "ydd": "yid", "hbs": "srp",
 }
 

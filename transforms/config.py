@@ -219,6 +219,9 @@ class BitextConfig(_Strict):
     min_sentence_chars: int = Field(5, ge=0, description="display width; narrower sentences are dropped")
     length_ratio: tuple[float, float] = Field((0.33, 3.0), description="bounds of (src words+1)/(tgt words+1)")
     lid_reject_score: float = Field(0.5, ge=0, le=1, description="a side fails when LID names another language this surely")
+    lid_min_expected: float = Field(
+        0.02, ge=0, le=1, description="... unless LID's top 5 still give the expected language this probability "
+        "(close languages: Malay read as Indonesian, Bokmal as Danish, Galician as Portuguese)")
     near_identical: float = Field(0.8, gt=0, le=1, description="character-trigram Jaccard of an untranslated copy")
     shard_size: int = Field(50_000, gt=0, description="sentences per kNN index shard")
     flat_max: int = Field(50_000, gt=0, description="exact search up to this shard size, then IVF (exact is faster "

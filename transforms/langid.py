@@ -96,6 +96,18 @@ class LanguageIdentifier:
         return results
 
 
+    def top(self, texts: list[str], k: int) -> list[list[tuple[str, float]]]:
+        """The k most probable (language, probability) of each text; [] for empty or letterless text."""
+        cleaned = [" ".join(t[: self.max_chars].split()) for t in texts]
+        results: list[list[tuple[str, float]]] = [[] for _ in texts]
+        todo = [i for i, t in enumerate(cleaned) if t]
+        if todo:
+            labels, scores = self.model.predict([cleaned[i] for i in todo], k=k)
+            for i, labs, probs in zip(todo, labels, scores):
+                results[i] = [(map_label(lab)[0], float(np.clip(p, 0.0, 1.0))) for lab, p in zip(labs, probs)]
+        return results
+
+
 class _LanguageIdFn(beam.DoFn):
     def __init__(self, config: LangIdConfig, model_path: str | None):
         self.config = config
