@@ -16,6 +16,10 @@ Procedure (README, "Bitext thresholds"):
 5. Write transforms/data/bitext_thresholds.json. The evaluation half (odd lines) is never read.
 
     python -m tools.calibrate_bitext --out transforms/data/bitext_thresholds.json
+
+`--extend FILE` keeps FILE's scorers, weights and pooled thresholds and fits only per-language thresholds for
+`--languages` (on their own rounds and distractors): more languages get their own cut without changing what
+the existing ones were calibrated on.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from tools.eval_bucc import (N_ROUNDS, OFFLINE_ENCODERS, Corpus, Records, build_
 from tools.eval_tatoeba import DATA, TARGET_LANGUAGES, all_languages, half
 from transforms.bitext_encoders import macro_language
 from transforms.bitext_mining import word_count
-from transforms.bitext_scoring import AGREEMENT_FEATURES, alignment_names, feature_names, fit_logistic
+from transforms.bitext_scoring import (AGREEMENT_FEATURES, LogisticScorer, alignment_names, feature_names,
+                                       fit_logistic)
 from transforms.config import BitextConfig
 
 
@@ -61,6 +66,56 @@ def thresholds(merged: dict, name: str, min_true: int) -> dict:
     return {"threshold": round(t, 5), "per_language": per_language, "calibration_f1": best["f1"]}
 
 
+SETS = [(e,) for e in OFFLINE_ENCODERS] + [OFFLINE_ENCODERS]
+BASE_SYSTEMS = {f"{kind}:{'+'.join(s)}": (s, kind) for s in SETS for kind in ("cos", "margin")}
+
+
+def margin_systems() -> dict:
+    return {f"margin:{'+'.join(s)}": (s, "margin") for s in SETS}
+
+
+def runner(args, corpus: Corpus, calibration: dict):
+    """Mines the BUCC-style rounds of --languages with `systems` and pools each system's records per language."""
+    dfiles = distractor_files(args.languages, args.distractor_files, args.data)
+    rounds = [build_round(corpus, args.languages, dfiles, args.part, r) for r in range(args.rounds)]
+
+    def run(systems: dict, cfg: BitextConfig, features: dict | None = None) -> dict:
+        merged: dict = {}
+        for rnd in rounds:
+            for key, rec in collect(corpus, rnd, systems, cfg, calibration, features).items():
+                merged.setdefault(key, Records()).extend(rec)
+        return merged
+
+    return run
+
+
+def extend(args, corpus: Corpus, config: BitextConfig, calibration: dict) -> None:
+    """Adds per-language thresholds for --languages to an existing calibration, its scorers unchanged."""
+    run = runner(args, corpus, calibration)
+    added: dict[str, dict] = {}
+
+    def add(entry: dict, merged: dict, name: str, label: str) -> None:
+        per_language = thresholds(merged, name, args.min_per_language)["per_language"]
+        entry.setdefault("per_language", {}).update(per_language)
+        added[label] = per_language
+
+    merged = run(BASE_SYSTEMS, config)
+    dist = run(margin_systems(), config.model_copy(update={"margin": "distance"}))
+    for s in SETS:
+        name, entry = "+".join(s), calibration["margin_thresholds"]["+".join(s)]
+        add(entry["cos"], merged, f"cos:{name}", f"cos:{name}")
+        add(entry["ratio"], merged, f"margin:{name}", f"margin:{name}")
+        add(entry["distance"], dist, f"margin:{name}", f"distance:{name}")
+    scorers = calibration["scorers"]
+    merged = run({f"learned:{k}": (tuple(k.split("+")), LogisticScorer.from_dict(v["ratio"]["model"]))
+                  for k, v in scorers.items()}, config)
+    for k, v in scorers.items():
+        add(v["ratio"], merged, f"learned:{k}", f"learned:{k}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(calibration, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(json.dumps(added, indent=1))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--languages", nargs="*", default=list(TARGET_LANGUAGES))
@@ -72,42 +127,35 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--part", choices=["calib", "eval"], default="calib",
                     help="the half to fit on; eval only for cross-fitting, never for the shipped file")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--extend", type=Path, help="a calibration file to add per-language thresholds to")
     args = ap.parse_args(argv)
     corpus = Corpus(args.cache, args.data)
     config = comparison_config()
+    if args.extend:
+        extend(args, corpus, config, json.loads(args.extend.read_text(encoding="utf-8")))
+        return
     calibration: dict = {
         "_doc": f"written by tools/calibrate_bitext.py on the {'even' if args.part == 'calib' else 'odd'} lines of the "
                 "Tatoeba dev pairs; see README",
         "combination_weights": {e: 1.0 for e in config.encoders},
         "length": length_table(corpus, all_languages(args.data), args.part),
     }
-    dfiles = distractor_files(args.languages, args.distractor_files, args.data)
-    rounds = [build_round(corpus, args.languages, dfiles, args.part, r) for r in range(args.rounds)]
-    sets = [(e,) for e in OFFLINE_ENCODERS] + [OFFLINE_ENCODERS]
-    base = {f"{kind}:{'+'.join(s)}": (s, kind) for s in sets for kind in ("cos", "margin")}
-
-    def run(systems: dict, cfg: BitextConfig, features: dict | None = None) -> dict:
-        merged: dict = {}
-        for rnd in rounds:
-            for key, rec in collect(corpus, rnd, systems, cfg, calibration, features).items():
-                merged.setdefault(key, Records()).extend(rec)
-        return merged
-
+    run = runner(args, corpus, calibration)
     features: dict = {}
-    merged = run(base, config, features)
+    merged = run(BASE_SYSTEMS, config, features)
     calibration["margin_thresholds"] = {
         "+".join(s): {"cos": thresholds(merged, f"cos:{'+'.join(s)}", args.min_per_language),
                       "ratio": thresholds(merged, f"margin:{'+'.join(s)}", args.min_per_language)}
-        for s in sets
+        for s in SETS
     }
-    dist = run({f"margin:{'+'.join(s)}": (s, "margin") for s in sets}, config.model_copy(update={"margin": "distance"}))
-    for s in sets:
+    dist = run(margin_systems(), config.model_copy(update={"margin": "distance"}))
+    for s in SETS:
         calibration["margin_thresholds"]["+".join(s)]["distance"] = thresholds(
             dist, f"margin:{'+'.join(s)}", args.min_per_language)
     print("margin thresholds done", file=sys.stderr, flush=True)
 
     models, ablations = {}, {}
-    for s in sets:
+    for s in SETS:
         X = np.concatenate([f for f, _, _ in features[s]])
         y = np.concatenate([l for _, l, _ in features[s]])
         names = feature_names(s)
