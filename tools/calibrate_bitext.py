@@ -102,7 +102,8 @@ def extend(args, corpus: Corpus, config: BitextConfig, calibration: dict) -> Non
     merged = run(BASE_SYSTEMS, config)
     dist = run(margin_systems(), config.model_copy(update={"margin": "distance"}))
     for s in SETS:
-        name, entry = "+".join(s), calibration["margin_thresholds"]["+".join(s)]
+        name = "+".join(s)
+        entry = calibration["margin_thresholds"][name]
         add(entry["cos"], merged, f"cos:{name}", f"cos:{name}")
         add(entry["ratio"], merged, f"margin:{name}", f"margin:{name}")
         add(entry["distance"], dist, f"margin:{name}", f"distance:{name}")

@@ -85,16 +85,8 @@ class LanguageIdentifier:
 
     def predict(self, texts: list[str]) -> list[tuple[str, str, float]]:
         """(language, script, score) per text. Empty or letterless text is `und` with score 0."""
-        cleaned = [" ".join(t[: self.max_chars].split()) for t in texts]
-        results: list[tuple[str, str, float]] = [(UNDETERMINED, "Zyyy", 0.0)] * len(texts)
-        todo = [i for i, t in enumerate(cleaned) if t]
-        if todo:
-            labels, scores = self.model.predict([cleaned[i] for i in todo], k=1)
-            for i, lab, score in zip(todo, labels, scores):
-                language, _ = map_label(lab[0])
-                results[i] = (language, script_of(texts[i]), float(np.clip(score[0], 0.0, 1.0)))
-        return results
-
+        return [(best[0][0], script_of(text), best[0][1]) if best else (UNDETERMINED, "Zyyy", 0.0)
+                for text, best in zip(texts, self.top(texts, 1))]
 
     def top(self, texts: list[str], k: int) -> list[list[tuple[str, float]]]:
         """The k most probable (language, probability) of each text; [] for empty or letterless text."""
