@@ -14,6 +14,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from schemas.bitext import BITEXT_SCHEMA
 from transforms.bitext import MineBitext, lid_ok, mine_embeddings, plan_pairs, sentence_lid, side_info
 from transforms.bitext_encoders import get_encoder
+from transforms.bitext_scoring import feature_names
 from transforms.config import BitextConfig
 from transforms.langid import LanguageIdentifier
 
@@ -157,6 +158,30 @@ def test_sharded_grid_matches_single_process_mining(calibration_file):
         expected = [(int(i), int(j), round(float(m), 4)) for i, j, m in zip(ref.src, ref.tgt, ref.margin)]
         assert len(expected) >= 7
         assert_that(got, equal_to(expected))
+
+
+def test_learned_weighted_dot_product_reaches_the_scores_through_the_sharded_grid(tmp_path):
+    """A scorer that reads only metric:usem3 gives every kept pair sigmoid(sum_i w_i u_i v_i) of its two USE-m
+    vectors, on the 3x5 grid of kNN cells as in one process."""
+    names = feature_names(("usem3",), metric=True)
+    weights = np.random.default_rng(0).uniform(0.5, 1.5, 512)
+    model = {"features": names, "mean": [0.0] * len(names), "scale": [1.0] * len(names),
+             "coef": [0.0] * (len(names) - 1) + [4.0], "intercept": -1.0, "metric": {"usem3": weights.tolist()}}
+    path = tmp_path / "thresholds.json"
+    path.write_text(json.dumps({"scorers": {"usem3": {"ratio": {"model": model, "threshold": 0.0}}}}))
+    config = BitextConfig(encoders=["usem3"], scorer="learned", calibration=str(path), shard_size=3, mode="union")
+    eng = ENG + ENG_DISTRACTORS
+    enc = get_encoder("usem3")
+    x, y = enc.encode(FRA), enc.encode(eng)
+    out = run_stage([doc("fr", FRA, "fra"), doc("en", eng, "eng")], config)
+    got = sorted((r["src_sent_idx"], r["tgt_sent_idx"], round(r["score"], 4)) for r in out["bitext"])
+    assert len(got) >= 7
+    expected = [(i, j, round(float(1 / (1 + np.exp(1.0 - 4.0 * (x[i] * y[j]) @ weights))), 4)) for i, j, _ in got]
+    assert got == expected
+    src = side_info(FRA, [("fra", 0.9, 0.9)] * len(FRA), "fra", config)
+    tgt = side_info(eng, [("eng", 0.9, 0.9)] * len(eng), "eng", config)
+    ref = mine_embeddings([x], [y], src, tgt, ("usem3",), config, json.loads(path.read_text()))
+    assert sorted((int(i), int(j), round(float(s), 4)) for i, j, s in zip(ref.src, ref.tgt, ref.score)) == got
 
 
 def test_lid_filter_rejects_wrong_language_side(calibration_file):

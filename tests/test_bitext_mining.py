@@ -32,6 +32,7 @@ from transforms.bitext_scoring import (
     content_words,
     feature_names,
     fit_logistic,
+    fit_scorer,
     idf_weights,
     length_stats,
     scoring_rule,
@@ -186,6 +187,36 @@ def test_logistic_fit_separates_classes():
     model = fit_logistic(X, y, ["a", "b"])
     acc = np.mean((model.predict(X, ["a", "b"]) > 0.5) == y)
     assert acc > 0.85 and model.coef[0] > 0
+
+
+def test_scorer_learns_which_dimensions_carry_translation_and_folds_them_into_one_dot_product():
+    """Labels depend on the product of dimension 0 only: its weight must dominate, and the folded scorer (one
+    weighted dot product) must give the same probabilities as the logistic regression on all product columns."""
+    rng = np.random.default_rng(1)
+    u, v = rng.normal(size=(600, 6)), rng.normal(size=(600, 6))
+    X = rng.normal(size=(600, 1))
+    y = (u[:, 0] * v[:, 0] + 0.3 * rng.normal(size=600) > 0).astype(float)
+    scorer = fit_scorer(X, y, ["noise"], {"enc": u * v}, metric_l2=1.0)
+    w = scorer.metric["enc"]
+    assert abs(w[0]) > 5 * np.abs(w[1:]).max()
+    assert scorer.features == ["noise", "metric:enc"]
+    folded = scorer.predict(np.hstack([X, (u * v) @ w[:, None]]), ["noise", "metric:enc"])
+    full = fit_logistic(np.hstack([X, u * v]), y, ["noise"] + [f"p{i}" for i in range(6)], np.ones(7))
+    np.testing.assert_allclose(folded, full.predict(np.hstack([X, u * v]), full.features), atol=1e-5)
+    assert np.mean((folded > 0.5) == y) > 0.8
+
+
+def test_metric_channels_are_weighted_dot_products_per_encoder():
+    a, b = planted(5, 8, 0.5, seed=2)
+    c, d = planted(5, 4, 0.5, seed=3)
+    w = np.array([0.25, 0.75])
+    m = [np.linspace(0.5, 2.0, 8).astype(np.float32), np.array([1.0, -1.0, 2.0, 0.0], np.float32)]
+    x, y = combine([a, c], w), combine([b, d], w)
+    views = encoder_cosines(x, y, np.arange(5)[:, None], [8, 4], w, m)
+    assert views.shape == (5, 1, 4)
+    np.testing.assert_allclose(views[:, 0, 1], np.sum(c * d, 1), rtol=1e-4)
+    np.testing.assert_allclose(views[:, 0, 2], (a * b) @ m[0], rtol=1e-4)
+    np.testing.assert_allclose(views[:, 0, 3], (c * d) @ m[1], rtol=1e-4, atol=1e-6)
 
 
 def test_length_stats_are_relative_to_english():

@@ -9,8 +9,9 @@ Procedure (README, "Bitext thresholds"):
    pair, 5x distractors per side) and mine them with every encoder set (each encoder alone and the
    combination) in `max` mode.
 3. Fit the logistic scorers on the candidates (label: the English side is a reference translation):
-   one per encoder set on all features, and ablations on subsets of features: sentence-encoder features alone,
-   and everything but the word alignment.
+   one per encoder set on all features plus the per-dimension products of the two sentence vectors (folded into
+   a learned weighted dot product per encoder), and ablations without those products: all other features,
+   sentence-encoder features alone, and everything but the word alignment.
 4. For cosine, ratio margin, distance margin and every scorer, pick the threshold that maximises F1 pooled over
    languages, and per language where the language has at least --min-per-language true pairs.
 5. Write transforms/data/bitext_thresholds.json. The evaluation half (odd lines) is never read.
@@ -37,7 +38,7 @@ from tools.eval_tatoeba import DATA, TARGET_LANGUAGES, all_languages, half
 from transforms.bitext_encoders import macro_language
 from transforms.bitext_mining import word_count
 from transforms.bitext_scoring import (AGREEMENT_FEATURES, LogisticScorer, alignment_names, feature_names,
-                                       fit_logistic)
+                                       fit_logistic, fit_scorer)
 from transforms.config import BitextConfig
 
 
@@ -157,11 +158,12 @@ def main(argv: list[str] | None = None) -> None:
 
     models, ablations = {}, {}
     for s in SETS:
-        X = np.concatenate([f for f, _, _ in features[s]])
-        y = np.concatenate([l for _, l, _ in features[s]])
+        X = np.concatenate([f for f, _, _, _ in features[s]])
+        y = np.concatenate([l for _, l, _, _ in features[s]])
+        products = {e: np.concatenate([p[e] for _, _, _, p in features[s]]) for e in s}
         names = feature_names(s)
-        models["+".join(s)] = fit_logistic(X, y, names)
-        subsets = {}
+        models["+".join(s)] = fit_scorer(X, y, names, products)
+        subsets = {"learned-without-metric": names}
         aligned = alignment_names(s)
         if len(s) > 1:
             subsets["learned-encoder-features"] = [n for n in names if n not in AGREEMENT_FEATURES and n not in aligned]

@@ -282,7 +282,8 @@ def collect(corpus: Corpus, rnd: Round, systems: dict, config: BitextConfig, cal
     """Run every system of every language on one round: {(system, language): Records}.
 
     systems: name -> (encoder set, scoring) where scoring is "cos", "margin" or a LogisticScorer.
-    features_out, when given, collects (features, label) of every candidate per encoder set (calibration).
+    features_out, when given, collects (features, label, language, per-encoder products u*v of the two sentence
+    vectors) of every candidate per encoder set (calibration).
     """
     out: dict[tuple[str, str], Records] = {}
     prefetch(corpus, rnd, sorted({e for encs, _ in systems.values() for e in encs}))
@@ -302,24 +303,27 @@ def collect(corpus: Corpus, rnd: Round, systems: dict, config: BitextConfig, cal
         for name, (encs, scoring) in systems.items():
             if not set(encs) <= set(encoder_sets(lang, config)[-1] if encoder_sets(lang, config) else ()):
                 continue
-            if encs not in by_set:
+            metric = scoring.metric_for(encs) if isinstance(scoring, LogisticScorer) else None
+            key = (encs, name if metric else None)  # a learned metric changes the kNN views: mine per scorer
+            if key not in by_set:
                 src_v = [corpus.emb(e, lang, "src", lines) for e in encs]
                 tgt_v = [np.concatenate([corpus.emb(e, l, "eng", [ln]) for l, ln in pool]) for e in encs]
-                fwd, bwd, fe, be = knn_both(src_v, tgt_v, encs, config, calibration)
+                fwd, bwd, fe, be = knn_both(src_v, tgt_v, encs, config, calibration, metric)
                 cfg = config.model_copy(update={"scorer": "margin"})
-                by_set[encs] = score_candidates(fwd, bwd, fe, be, src, tgt, encs, cfg, calibration, features=True)[:2]
-                if features_out is not None:
-                    cands, feats = by_set[encs]
+                by_set[key] = score_candidates(fwd, bwd, fe, be, src, tgt, encs, cfg, calibration, features=True)[:2]
+                if features_out is not None and metric is None:
+                    cands, feats = by_set[key]
                     labels = [norm(eng_texts[j]) in refs[norm(src_texts[i])]
                               for i, j in zip(cands.src.tolist(), cands.tgt.tolist())]
-                    features_out.setdefault(encs, []).append((feats, np.asarray(labels, np.float32), lang))
-            cands, feats = by_set[encs]
+                    products = {e: src_v[n][cands.src] * tgt_v[n][cands.tgt] for n, e in enumerate(encs)}
+                    features_out.setdefault(encs, []).append((feats, np.asarray(labels, np.float32), lang, products))
+            cands, feats = by_set[key]
             if scoring == "cos":
                 score = cands.cos
             elif scoring == "margin":
                 score = cands.margin
             else:
-                score = scoring.predict(feats, feature_names(encs))
+                score = scoring.predict(feats, feature_names(encs, metric is not None))
             chosen = select(cands.src, cands.tgt, cands.direction, score, "max", -np.inf)
             rec = Records(gold=list(gold))
             for c in chosen.tolist():

@@ -34,6 +34,7 @@ from transforms.bitext_scoring import (
     candidate_features,
     encoder_set_name,
     feature_names,
+    has_metric,
     load_calibration,
     scoring_rule,
 )
@@ -104,16 +105,21 @@ def combine(vectors: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
 
 
 def encoder_cosines(queries: np.ndarray, db: np.ndarray, ids: np.ndarray, dims: list[int],
-                    weights: np.ndarray) -> np.ndarray:
-    """(n_queries, k, n_encoders) cosine of each single encoder for every listed neighbour (NaN if none)."""
-    out = np.full(ids.shape + (len(dims),), np.nan, dtype=np.float32)
+                    weights: np.ndarray, metric: list[np.ndarray] | None = None) -> np.ndarray:
+    """(n_queries, k, n_encoders) cosine of each single encoder for every listed neighbour (NaN if none).
+
+    With `metric` (per-encoder dimension weights of the learned scorer), n_encoders more channels follow: the
+    weighted dot products sum_i w_i u_i v_i of the same neighbours (bitext_scoring.fit_scorer)."""
+    out = np.full(ids.shape + (len(dims) * (2 if metric else 1),), np.nan, dtype=np.float32)
     if ids.size == 0:
         return out
     neighbours = db[np.maximum(ids, 0)]  # (nq, k, D)
     start = 0
     for e, (dim, w) in enumerate(zip(dims, weights)):
-        part = np.einsum("qd,qkd->qk", queries[:, start : start + dim], neighbours[:, :, start : start + dim]) / w
-        out[:, :, e] = np.where(ids >= 0, part, np.nan)
+        q, d = queries[:, start : start + dim], neighbours[:, :, start : start + dim]
+        out[:, :, e] = np.where(ids >= 0, np.einsum("qd,qkd->qk", q, d) / w, np.nan)
+        if metric:
+            out[:, :, len(dims) + e] = np.where(ids >= 0, np.einsum("qd,qkd->qk", q * metric[e], d) / w, np.nan)
         start += dim
     return out
 
@@ -180,7 +186,8 @@ def score_candidates(fwd, bwd, fwd_enc, bwd_enc, src: SideInfo, tgt: SideInfo, e
     if features or rule.scorer is not None:
         feats = candidate_features(cands, fwd_enc, bwd_enc, encoders, src, tgt, config.margin, calibration,
                                    lambda e: word_encoder(e, config.device, config.encoder_threads))
-    score = rule.scorer.predict(feats, feature_names(encoders)) if rule.scorer is not None else cands.margin
+    names = feature_names(encoders, has_metric(fwd_enc, encoders))
+    score = rule.scorer.predict(feats, names) if rule.scorer is not None else cands.margin
     return cands, feats, score, rule
 
 
@@ -225,21 +232,32 @@ def finish_pair(fwd, bwd, fwd_enc, bwd_enc, src: SideInfo, tgt: SideInfo, encode
 
 
 def knn_both(src_vecs: list[np.ndarray], tgt_vecs: list[np.ndarray], encoders: tuple[str, ...],
-             config: BitextConfig, calibration: dict):
-    """kNN lists of both directions over the combined vectors, with each encoder's cosines of the neighbours."""
+             config: BitextConfig, calibration: dict, metric: list[np.ndarray] | None = None):
+    """kNN lists of both directions over the combined vectors, with each encoder's cosines of the neighbours
+    (and weighted dot products, given the scorer's `metric`)."""
     weights = combination_weights(encoders, calibration)
     x, y = combine(src_vecs, weights), combine(tgt_vecs, weights)
     dims = [v.shape[1] for v in src_vecs]
     fwd = _sharded(x, y, config)
     bwd = _sharded(y, x, config)
-    return fwd, bwd, encoder_cosines(x, y, fwd[1], dims, weights), encoder_cosines(y, x, bwd[1], dims, weights)
+    return (fwd, bwd, encoder_cosines(x, y, fwd[1], dims, weights, metric),
+            encoder_cosines(y, x, bwd[1], dims, weights, metric))
+
+
+def scorer_metric(encoders: tuple[str, ...], src_lang: str, tgt_lang: str, config: BitextConfig,
+                  calibration: dict) -> list[np.ndarray] | None:
+    """The calibrated scorer's dimension weights for this pair, if it reads weighted dot products."""
+    rule = scoring_rule(encoders, src_lang, tgt_lang, config.margin, config.scorer == "learned", config.threshold,
+                        calibration)
+    return rule.scorer.metric_for(encoders) if rule.scorer is not None else None
 
 
 def mine_embeddings(src_vecs: list[np.ndarray], tgt_vecs: list[np.ndarray], src: SideInfo, tgt: SideInfo,
                     encoders: tuple[str, ...], config: BitextConfig, calibration: dict | None = None) -> Mined:
     """The whole mining of one pair in one process, from per-encoder embeddings of both sides."""
     calibration = calibration if calibration is not None else load_calibration(config.calibration)
-    fwd, bwd, fwd_enc, bwd_enc = knn_both(src_vecs, tgt_vecs, encoders, config, calibration)
+    metric = scorer_metric(encoders, src.language, tgt.language, config, calibration)
+    fwd, bwd, fwd_enc, bwd_enc = knn_both(src_vecs, tgt_vecs, encoders, config, calibration, metric)
     return finish_pair(fwd, bwd, fwd_enc, bwd_enc, src, tgt, encoders, config, calibration)
 
 
@@ -412,12 +430,13 @@ class _KnnCellFn(beam.DoFn):
         plan = src[0][3]
         weights = combination_weights(plan.encoders, self.calibration)
         dims = [get_dim(e, self.config) for e in plan.encoders]
+        metric = scorer_metric(plan.encoders, plan.src_lang, plan.tgt_lang, self.config, self.calibration)
         x = np.stack([r[2] for r in src])
         y = np.stack([r[2] for r in tgt])
         for side, queries, db, q_recs, db_recs in (("src", x, y, src, tgt), ("tgt", y, x, tgt, src)):
             sims, ids = knn(queries, db, self.config.k, self.config.flat_max, self.config.nprobe,
                             index_spec=self.config.index, pq_min=self.config.pq_min)
-            enc = encoder_cosines(queries, db, ids, dims, weights)
+            enc = encoder_cosines(queries, db, ids, dims, weights, metric)
             db_keys = [r[1][0] for r in db_recs]
             for q in range(len(q_recs)):
                 neigh = [db_keys[j] if j >= 0 else None for j in ids[q].tolist()]
@@ -460,7 +479,7 @@ class _ScorePairFn(beam.DoFn):
             recs = sides[s]
             sims = np.full((len(recs), k), -np.inf, np.float32)
             ids = np.full((len(recs), k), -1, np.int64)
-            enc = np.full((len(recs), k, len(plan.encoders)), np.nan, np.float32)
+            enc = np.full((len(recs), k, records[0][5].shape[-1]), np.nan, np.float32)
             for q, r in enumerate(recs):
                 n = len(r[4])
                 sims[q, :n] = r[3]

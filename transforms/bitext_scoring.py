@@ -12,6 +12,11 @@ Sentence embeddings blur the one word in which a close paraphrase differs ("Yest
 on its own, and each side's words are matched to their most similar word on the other side (IDF-weighted, as
 BERTScore does), with the share of words left without a mutual best match. USE-m's single-word vectors add
 nothing measurable, so only e5-small's are used (tools/bench/RESULTS_bitext.md, "Word alignment").
+
+A cosine weighs every embedding dimension alike, although some dimensions carry topic (shared by a paraphrase)
+and others the exact meaning. The learned scorer therefore also reads, per encoder, a learned weighted dot
+product of the two sentence vectors, sum_i w_i u_i v_i (a diagonal bilinear similarity): calibration fits one
+coefficient per dimension on the products u_i v_i, strongly regularised (METRIC_L2), and folds them into w.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,6 +40,9 @@ AGREEMENT_FEATURES = ("gap", "mutual", "numbers", "length_z", "punct", "lid")
 ALIGNMENT_FEATURES = ("align", "unaligned_src", "unaligned_tgt")
 # Encoders whose single-word embeddings feed the word alignment (measured: e5-small helps, USE-m does not).
 WORD_ENCODERS = ("e5-small",)
+# L2 penalty of the per-dimension product coefficients (standardised), against 1.0 for the other features:
+# cross-fitted F1 is flat between 300 and 3000 (tools/bench/RESULTS_bitext.md, "Learned weighted dot product").
+METRIC_L2 = 1000.0
 
 
 @lru_cache(maxsize=4)
@@ -46,12 +54,16 @@ def encoder_set_name(encoders: tuple[str, ...]) -> str:
     return "+".join(encoders)
 
 
-def feature_names(encoders: tuple[str, ...]) -> list[str]:
+def feature_names(encoders: tuple[str, ...], metric: bool = False) -> list[str]:
     names = ["margin", "cos"]
     if len(encoders) > 1:
         for e in encoders:
             names += [f"margin:{e}", f"cos:{e}"]
-    return names + list(AGREEMENT_FEATURES) + alignment_names(encoders)
+    return names + list(AGREEMENT_FEATURES) + alignment_names(encoders) + (metric_names(encoders) if metric else [])
+
+
+def metric_names(encoders: tuple[str, ...]) -> list[str]:
+    return [f"metric:{e}" for e in encoders]
 
 
 def alignment_names(encoders: tuple[str, ...]) -> list[str]:
@@ -131,23 +143,29 @@ def candidate_features(
     calibration: dict,
     encode_words: Callable[[str], Callable[[list[str]], np.ndarray]],
 ) -> np.ndarray:
-    """(n_candidates, len(feature_names(encoders))) features.
+    """(n_candidates, len(feature_names(encoders, metric))) features, metric = has_metric(fwd_enc, encoders).
 
-    fwd_enc/bwd_enc: per-encoder cosines of each kNN list, shape (n_queries, k, n_encoders), NaN for missing
-    neighbours (the lists themselves are ranked by the combined cosine). encode_words(encoder) is the function
-    that embeds words for the alignment features.
+    fwd_enc/bwd_enc: per-encoder views of each kNN list, shape (n_queries, k, n_encoders) or, with a learned
+    metric, (n_queries, k, 2 * n_encoders): cosines, then weighted dot products (bitext.encoder_cosines); NaN for
+    missing neighbours (the lists themselves are ranked by the combined cosine). encode_words(encoder) is the
+    function that embeds words for the alignment features.
     """
     n = len(cands.src)
     cols = [cands.margin, cands.cos]
+    from_fwd = cands.direction == 0
+    query = np.where(from_fwd, cands.src, cands.tgt)
+
+    def view(channel: int) -> np.ndarray:
+        """The candidate's value of one channel of the kNN list it came from."""
+        at_fwd = fwd_enc[np.minimum(query, len(fwd_enc) - 1), cands.position, channel] if len(fwd_enc) else np.zeros(n)
+        at_bwd = bwd_enc[np.minimum(query, len(bwd_enc) - 1), cands.position, channel] if len(bwd_enc) else np.zeros(n)
+        return np.where(from_fwd, at_fwd, at_bwd)
+
     if len(encoders) > 1:
-        from_fwd = cands.direction == 0
-        query = np.where(from_fwd, cands.src, cands.tgt)
         for e in range(len(encoders)):
             mean_x = _nanmean(fwd_enc[:, :, e])
             mean_y = _nanmean(bwd_enc[:, :, e])
-            cos_fwd = fwd_enc[np.minimum(query, len(fwd_enc) - 1), cands.position, e] if len(fwd_enc) else np.zeros(n)
-            cos_bwd = bwd_enc[np.minimum(query, len(bwd_enc) - 1), cands.position, e] if len(bwd_enc) else np.zeros(n)
-            cos_e = np.where(from_fwd, cos_fwd, cos_bwd)
+            cos_e = view(e)
             cols += [margin(cos_e, mean_x[cands.src], mean_y[cands.tgt], margin_kind), cos_e]
     keys = cands.src * (int(cands.tgt.max(initial=0)) + 1) + cands.tgt
     fwd_keys, bwd_keys = set(keys[cands.direction == 0].tolist()), set(keys[cands.direction == 1].tolist())
@@ -169,7 +187,14 @@ def candidate_features(
         src_idf, tgt_idf = idf_weights(src_words), idf_weights(tgt_words)
         for e in word_encoders:
             cols += list(word_alignment(pairs, src_idf, tgt_idf, encode_words(e)).T)
+    if has_metric(fwd_enc, encoders):
+        cols += [view(len(encoders) + e) for e in range(len(encoders))]
     return np.stack([np.asarray(c, dtype=np.float32) for c in cols], axis=1) if n else np.zeros((0, len(cols)), np.float32)
+
+
+def has_metric(views: np.ndarray, encoders: tuple[str, ...]) -> bool:
+    """Whether kNN views carry weighted dot products after the cosines."""
+    return views.ndim == 3 and views.shape[2] == 2 * len(encoders)
 
 
 def _nanmean(values: np.ndarray) -> np.ndarray:
@@ -180,22 +205,33 @@ def _nanmean(values: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LogisticScorer:
-    """p(translation | features) = sigmoid(coef . standardised features + intercept)."""
+    """p(translation | features) = sigmoid(coef . standardised features + intercept).
+
+    `metric` holds, per encoder, the dimension weights w of the feature metric:<encoder> = sum_i w_i u_i v_i."""
 
     features: list[str]
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
+    metric: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> LogisticScorer:
+        metric = {e: np.asarray(w, np.float32) for e, w in d.get("metric", {}).items()}
         return cls(list(d["features"]), np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["coef"]),
-                   float(d["intercept"]))
+                   float(d["intercept"]), metric)
 
     def to_dict(self) -> dict:
-        return {"features": self.features, "mean": _round(self.mean), "scale": _round(self.scale),
-                "coef": _round(self.coef), "intercept": round(float(self.intercept), 6)}
+        d = {"features": self.features, "mean": _round(self.mean), "scale": _round(self.scale),
+             "coef": _round(self.coef), "intercept": round(float(self.intercept), 6)}
+        if self.metric:
+            d["metric"] = {e: [float(f"{v:.5g}") for v in w] for e, w in self.metric.items()}
+        return d
+
+    def metric_for(self, encoders: tuple[str, ...]) -> list[np.ndarray] | None:
+        """Dimension weights in encoder order, or None when the scorer reads no weighted dot product."""
+        return [self.metric[e] for e in encoders] if self.metric else None
 
     def predict(self, X: np.ndarray, names: list[str]) -> np.ndarray:
         cols = [names.index(f) for f in self.features]
@@ -207,14 +243,15 @@ def _round(a: np.ndarray) -> list[float]:
     return [round(float(v), 6) for v in a]
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, features: list[str], l2: float = 1.0, iters: int = 50) -> LogisticScorer:
-    """L2-regularised logistic regression by Newton's method (IRLS): a handful of features, exact and fast."""
+def fit_logistic(X: np.ndarray, y: np.ndarray, features: list[str], l2: float | np.ndarray = 1.0,
+                 iters: int = 50) -> LogisticScorer:
+    """L2-regularised logistic regression by Newton's method (IRLS): exact and fast up to a thousand features.
+    `l2` is one penalty or one per feature (on standardised features)."""
     mean = X.mean(axis=0)
     scale = np.where(X.std(axis=0) > 1e-6, X.std(axis=0), 1.0)
     Z = np.hstack([(X - mean) / scale, np.ones((len(X), 1))])
     w = np.zeros(Z.shape[1])
-    reg = np.full(Z.shape[1], l2)
-    reg[-1] = 0.0
+    reg = np.append(np.broadcast_to(np.asarray(l2, float), (Z.shape[1] - 1,)), 0.0)
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-np.clip(Z @ w, -30, 30)))
         grad = Z.T @ (p - y) + reg * w
@@ -224,6 +261,29 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, features: list[str], l2: float = 
         if np.abs(step).max() < 1e-8:
             break
     return LogisticScorer(features, mean, scale, w[:-1], float(w[-1]))
+
+
+def fit_scorer(X: np.ndarray, y: np.ndarray, features: list[str], products: dict[str, np.ndarray],
+               metric_l2: float = METRIC_L2) -> LogisticScorer:
+    """The logistic scorer on `features` plus, per encoder, the per-dimension products u*v of the candidate's two
+    sentence vectors (products[encoder], (n, dim)); each encoder's product coefficients are folded into one
+    feature metric:<encoder> with weights w, so scoring needs one dot product per candidate, not `dim` columns."""
+    if not products:
+        return fit_logistic(X, y, features)
+    encoders = list(products)
+    full = np.hstack([X] + [products[e] for e in encoders])
+    l2 = np.concatenate([np.ones(X.shape[1])] + [np.full(products[e].shape[1], metric_l2) for e in encoders])
+    model = fit_logistic(full, y, features + [f"u*v:{e}:{i}" for e in encoders for i in range(products[e].shape[1])], l2)
+    n, start, intercept, metric = len(features), len(features), model.intercept, {}
+    for e in encoders:
+        part = slice(start, start + products[e].shape[1])
+        metric[e] = (model.coef[part] / model.scale[part]).astype(np.float32)
+        intercept -= float(metric[e] @ model.mean[part])
+        start = part.stop
+    k = len(encoders)
+    return LogisticScorer(features + metric_names(tuple(encoders)), np.append(model.mean[:n], np.zeros(k)),
+                          np.append(model.scale[:n], np.ones(k)), np.append(model.coef[:n], np.ones(k)), intercept,
+                          metric)
 
 
 @dataclass
