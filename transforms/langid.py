@@ -7,10 +7,10 @@ The script is always measured from the text's own characters, not taken from the
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import apache_beam as beam
-import numpy as np
 
 from transforms.config import LangIdConfig
 from transforms.core import Counters
@@ -50,8 +50,9 @@ ISO639_1_TO_3 = {
 }
 
 
+@lru_cache(maxsize=4096)
 def map_label(label: str) -> tuple[str, str | None]:
-    """A model label -> (ISO 639-3 code, script named by the label or None).
+    """A model label -> (ISO 639-3 code, script named by the label or None); cached: a model has few labels.
 
     Handles lid.176 (`__label__fr`), GlotLID (`__label__fra_Latn`) and bare codes.
     """
@@ -96,7 +97,7 @@ class LanguageIdentifier:
         if todo:
             labels, scores = self.model.predict([cleaned[i] for i in todo], k=k)
             for i, labs, probs in zip(todo, labels, scores):
-                results[i] = [(map_label(lab)[0], float(np.clip(p, 0.0, 1.0))) for lab, p in zip(labs, probs)]
+                results[i] = [(map_label(lab)[0], min(max(float(p), 0.0), 1.0)) for lab, p in zip(labs, probs)]
         return results
 
 
