@@ -419,6 +419,7 @@ class _KnnCellFn(beam.DoFn):
 
     def setup(self):
         self.calibration = load_calibration(self.config.calibration)
+        self.metrics: dict[tuple, list[np.ndarray] | None] = {}  # per plan: parsed once, not per cell
 
     def process(self, item):
         (pair, a, b), records = item
@@ -430,7 +431,10 @@ class _KnnCellFn(beam.DoFn):
         plan = src[0][3]
         weights = combination_weights(plan.encoders, self.calibration)
         dims = [get_dim(e, self.config) for e in plan.encoders]
-        metric = scorer_metric(plan.encoders, plan.src_lang, plan.tgt_lang, self.config, self.calibration)
+        key = (plan.encoders, plan.src_lang, plan.tgt_lang)
+        if key not in self.metrics:
+            self.metrics[key] = scorer_metric(*key, self.config, self.calibration)
+        metric = self.metrics[key]
         x = np.stack([r[2] for r in src])
         y = np.stack([r[2] for r in tgt])
         for side, queries, db, q_recs, db_recs in (("src", x, y, src, tgt), ("tgt", y, x, tgt, src)):

@@ -268,8 +268,6 @@ def fit_scorer(X: np.ndarray, y: np.ndarray, features: list[str], products: dict
     """The logistic scorer on `features` plus, per encoder, the per-dimension products u*v of the candidate's two
     sentence vectors (products[encoder], (n, dim)); each encoder's product coefficients are folded into one
     feature metric:<encoder> with weights w, so scoring needs one dot product per candidate, not `dim` columns."""
-    if not products:
-        return fit_logistic(X, y, features)
     encoders = list(products)
     full = np.hstack([X] + [products[e] for e in encoders])
     l2 = np.concatenate([np.ones(X.shape[1])] + [np.full(products[e].shape[1], metric_l2) for e in encoders])
