@@ -35,7 +35,9 @@ from transforms.bitext_scoring import (
     fit_scorer,
     idf_weights,
     length_stats,
+    LogisticScorer,
     scoring_rule,
+    with_prefilter,
     word_alignment,
 )
 from transforms.bitext_segment import display_width, split_sentences
@@ -284,15 +286,22 @@ def test_word_encoder_embeds_each_distinct_word_once_per_process():
     assert encode([]).shape == (0, 64)
 
 
-def test_words_are_embedded_only_when_the_scorer_reads_them():
-    seen: list[str] = []
+def _recording_encoder(seen: list[str]):
+    """A word encoder class whose instances append every text they embed to `seen`."""
 
-    class Counting:
+    class Recording:
         dim = 64
 
         def encode(self, texts):
             seen.extend(texts)
             return _dictionary_encoder([])(texts)
+
+    return Recording
+
+
+def test_words_are_embedded_only_when_the_scorer_reads_them():
+    seen: list[str] = []
+    Counting = _recording_encoder(seen)
 
     texts = ["ayer fue lunes", "hoy es martes", "tengo un gato"]
     english = ["yesterday was monday", "today is tuesday", "i have a cat"]
@@ -315,6 +324,68 @@ def test_words_are_embedded_only_when_the_scorer_reads_them():
             assert feats.shape == (len(cands.src), len(feature_names(encoders)))
         if scorer == "margin":
             np.testing.assert_array_equal(score, cands.margin)
+
+
+def test_prefilter_keeps_every_row_the_scorer_accepts_and_scores_the_rest_zero():
+    """The prefilter reads every feature but the expensive one; no row the full scorer gives >= the floor may be
+    ruled out, and ruled-out rows score 0 without their expensive feature being looked at."""
+    rng = np.random.default_rng(7)
+    y = (rng.random(2000) < 0.2).astype(float)
+    cheap = y * 2.0 + rng.normal(size=2000)
+    costly = y * 1.5 + rng.normal(size=2000)
+    X = np.stack([cheap, costly], 1)
+    names = ["cheap", "costly"]
+    full = fit_logistic(X, y, names)
+    cascaded = with_prefilter(full, X, y, names, ["costly"], floor=0.1)
+    keep = cascaded.screen(X, names)
+    assert cascaded.prefilter.features == ["cheap"]
+    assert keep[full.predict(X, names) >= 0.1].all()
+    assert keep.mean() < 0.8  # it rules out a real share of the rows
+    X_lazy = X.copy()
+    X_lazy[~keep, 1] = np.nan  # what the stage leaves uncomputed
+    score = cascaded.predict(X_lazy, names)
+    np.testing.assert_allclose(score[keep], full.predict(X, names)[keep], rtol=1e-6)
+    assert (score[~keep] == 0).all()
+    again = LogisticScorer.from_dict(cascaded.to_dict())  # as shipped: 6 decimals
+    np.testing.assert_array_equal(again.screen(X, names), keep)
+    np.testing.assert_allclose(again.predict(X_lazy, names), score, atol=1e-5)
+
+
+def test_words_are_embedded_only_for_candidates_the_prefilter_passes():
+    seen: list[str] = []
+    Counting = _recording_encoder(seen)
+
+    texts = ["ayer fue lunes", "hoy es martes", "tengo un gato"]
+    english = ["yesterday was monday", "today is tuesday", "i have a cat", "zebras eat grass"]
+    src = side_info(texts, [("spa", 0.9, 0.9)] * 3, "spa", BitextConfig())
+    tgt = side_info(english, [("eng", 0.9, 0.9)] * 4, "eng", BitextConfig())
+    a, b = planted(3, 16, 0.1, seed=4)
+    c, d = planted(3, 16, 0.1, seed=5)
+    rng = np.random.default_rng(6)
+    b, d = (np.vstack([m, normalize_rows(rng.normal(size=(1, 16)))]).astype(np.float32) for m in (b, d))
+    encoders = ("usem3", "e5-small")
+    names = feature_names(encoders)
+    n = len(names)
+    cheap = [f for f in names if not f.startswith(("align", "unaligned"))]
+    prefilter = {"features": cheap, "mean": [0.0] * len(cheap), "scale": [1.0] * len(cheap), "intercept": -40.0,
+                 "coef": [80.0 if f == "cos" else 0.0 for f in cheap]}  # passes a cosine above ~0.5
+    model = {"features": names, "coef": [1.0] * n, "intercept": 0.0, "mean": [0.0] * n, "scale": [1.0] * n,
+             "prefilter": {"model": prefilter, "cut": 0.5}}
+    calibration = {"scorers": {"usem3+e5-small": {"ratio": {"model": model, "threshold": 0.5}}}}
+    register_encoder("e5-small", Counting(), threads=95)  # a key no other test uses; empties the word cache
+    config = BitextConfig(encoders=list(encoders), encoder_threads=95, k=2)
+    knn = knn_both([a, c], [b, d], encoders, config, calibration)
+    cands, _, score, _ = score_candidates(*knn, src, tgt, encoders, config, calibration)
+    passed = cands.cos > 0.5
+    assert passed.any() and not passed.all()
+    assert "zebras" not in seen  # the unrelated English sentence only ever sits in ruled-out candidates
+    assert set(seen) == {w for i, j in zip(cands.src[passed], cands.tgt[passed]) for w in
+                         content_words(texts[i]) + content_words(english[j])}
+    assert (score[~passed] == 0).all() and (score[passed] > 0).all()
+    # evaluation computes every candidate's features; it must score exactly as the stage does
+    _, feats, full_score, _ = score_candidates(*knn, src, tgt, encoders, config, calibration, features=True)
+    assert not np.isnan(feats).any()
+    np.testing.assert_array_equal(full_score, score)
 
 
 def test_only_e5_contributes_word_alignment_features():

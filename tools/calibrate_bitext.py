@@ -11,7 +11,9 @@ Procedure (README, "Bitext thresholds"):
 3. Fit the logistic scorers on the candidates (label: the English side is a reference translation):
    one per encoder set on all features plus the per-dimension products of the two sentence vectors (folded into
    a learned weighted dot product per encoder), and ablations without those products: all other features,
-   sentence-encoder features alone, and everything but the word alignment.
+   sentence-encoder features alone, and everything but the word alignment. A scorer that reads the word
+   alignment gets a prefilter without it (bitext_scoring.with_prefilter), so the stage embeds the words of
+   fewer candidates.
 4. For cosine, ratio margin, distance margin and every scorer, pick the threshold that maximises F1 pooled over
    languages, and per language where the language has at least --min-per-language true pairs.
 5. Write transforms/data/bitext_thresholds.json. The evaluation half (odd lines) is never read.
@@ -38,7 +40,7 @@ from tools.eval_tatoeba import DATA, TARGET_LANGUAGES, all_languages, half
 from transforms.bitext_encoders import macro_language
 from transforms.bitext_mining import word_count
 from transforms.bitext_scoring import (AGREEMENT_FEATURES, LogisticScorer, alignment_names, feature_names,
-                                       fit_logistic, fit_scorer)
+                                       fit_logistic, fit_scorer, metric_names, with_prefilter)
 from transforms.config import BitextConfig
 
 
@@ -162,9 +164,13 @@ def main(argv: list[str] | None = None) -> None:
         y = np.concatenate([l for _, l, _, _ in features[s]])
         products = {e: np.concatenate([p[e] for _, _, _, p in features[s]]) for e in s}
         names = feature_names(s)
-        models["+".join(s)] = fit_scorer(X, y, names, products)
-        subsets = {"learned-without-metric": names}
+        model = fit_scorer(X, y, names, products)
         aligned = alignment_names(s)
+        if aligned:
+            metric = np.stack([products[e] @ model.metric[e] for e in s], axis=1)
+            model = with_prefilter(model, np.hstack([X, metric]), y, names + metric_names(s), aligned)
+        models["+".join(s)] = model
+        subsets = {"learned-without-metric": names}
         if len(s) > 1:
             subsets["learned-encoder-features"] = [n for n in names if n not in AGREEMENT_FEATURES and n not in aligned]
         if aligned:

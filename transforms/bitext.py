@@ -177,15 +177,17 @@ def score_candidates(fwd, bwd, fwd_enc, bwd_enc, src: SideInfo, tgt: SideInfo, e
                      config: BitextConfig, calibration: dict, features: bool = False):
     """Best candidates of both directions, their features and scores under the calibrated rule.
 
-    The features (word embeddings included) are computed only when the rule's scorer reads them, or when the
-    caller asks (`features`, for evaluation); otherwise the second item is None."""
+    The features are computed only when the rule's scorer reads them, or when the caller asks (`features`, for
+    evaluation: then for every candidate); otherwise the second item is None. Words are embedded only for the
+    candidates the scorer's prefilter does not rule out."""
     cands = best_candidates(fwd, bwd, config.margin)
     rule = scoring_rule(encoders, src.language, tgt.language, config.margin, config.scorer == "learned",
                         config.threshold, calibration)
     feats = None
     if features or rule.scorer is not None:
         feats = candidate_features(cands, fwd_enc, bwd_enc, encoders, src, tgt, config.margin, calibration,
-                                   lambda e: word_encoder(e, config.device, config.encoder_threads))
+                                   lambda e: word_encoder(e, config.device, config.encoder_threads),
+                                   None if features else rule.scorer.screen)
     names = feature_names(encoders, has_metric(fwd_enc, encoders))
     score = rule.scorer.predict(feats, names) if rule.scorer is not None else cands.margin
     return cands, feats, score, rule

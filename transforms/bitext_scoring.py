@@ -17,6 +17,12 @@ A cosine weighs every embedding dimension alike, although some dimensions carry 
 and others the exact meaning. The learned scorer therefore also reads, per encoder, a learned weighted dot
 product of the two sentence vectors, sum_i w_i u_i v_i (a diagonal bilinear similarity): calibration fits one
 coefficient per dimension on the products u_i v_i, strongly regularised (METRIC_L2), and folds them into w.
+
+Embedding every word of every candidate costs more than embedding the sentences (e5-small embeds ~140 single
+words per second per thread). A scorer that reads the word alignment therefore carries a prefilter: the same
+logistic regression without the alignment features. Only candidates the prefilter does not rule out get their
+words embedded; the rest score 0. Its cut is the lowest prefilter score of any calibration candidate that the
+full scorer gives at least PREFILTER_FLOOR, below every calibrated threshold.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,6 +49,9 @@ WORD_ENCODERS = ("e5-small",)
 # L2 penalty of the per-dimension product coefficients (standardised), against 1.0 for the other features:
 # cross-fitted F1 is flat between 300 and 3000 (tools/bench/RESULTS_bitext.md, "Learned weighted dot product").
 METRIC_L2 = 1000.0
+# Full-scorer probability under which a calibration candidate may be lost to the prefilter (every calibrated
+# threshold is above it: the lowest per-language cut is ~0.2).
+PREFILTER_FLOOR = 0.1
 
 
 @lru_cache(maxsize=4)
@@ -142,13 +151,15 @@ def candidate_features(
     margin_kind: str,
     calibration: dict,
     encode_words: Callable[[str], Callable[[list[str]], np.ndarray]],
+    screen: Callable[[np.ndarray, list[str]], np.ndarray] | None = None,
 ) -> np.ndarray:
     """(n_candidates, len(feature_names(encoders, metric))) features, metric = has_metric(fwd_enc, encoders).
 
     fwd_enc/bwd_enc: per-encoder views of each kNN list, shape (n_queries, k, n_encoders) or, with a learned
     metric, (n_queries, k, 2 * n_encoders): cosines, then weighted dot products (bitext.encoder_cosines); NaN for
     missing neighbours (the lists themselves are ranked by the combined cosine). encode_words(encoder) is the
-    function that embeds words for the alignment features.
+    function that embeds words for the alignment features. `screen(features, names)`, when given, picks the rows
+    that get alignment features (a scorer's prefilter, which reads none of them); the other rows keep NaN there.
     """
     n = len(cands.src)
     cols = [cands.margin, cands.cos]
@@ -181,15 +192,23 @@ def candidate_features(
     lid = np.minimum(src.lid_ok[cands.src], tgt.lid_ok[cands.tgt])
     cols += [cands.second_gap, mutual, numbers, np.abs(log_ratio - mu) / sd, punct, lid]
     word_encoders = [e for e in encoders if e in WORD_ENCODERS]
-    if word_encoders:
-        src_words, tgt_words = [content_words(t) for t in src.texts], [content_words(t) for t in tgt.texts]
-        pairs = [(src_words[i], tgt_words[j]) for i, j in zip(cands.src.tolist(), cands.tgt.tolist())]
-        src_idf, tgt_idf = idf_weights(src_words), idf_weights(tgt_words)
-        for e in word_encoders:
-            cols += list(word_alignment(pairs, src_idf, tgt_idf, encode_words(e)).T)
+    aligned_at = len(cols)
+    cols += [np.full(n, np.nan)] * (len(ALIGNMENT_FEATURES) * len(word_encoders))
     if has_metric(fwd_enc, encoders):
         cols += [view(len(encoders) + e) for e in range(len(encoders))]
-    return np.stack([np.asarray(c, dtype=np.float32) for c in cols], axis=1) if n else np.zeros((0, len(cols)), np.float32)
+    if not n:
+        return np.zeros((0, len(cols)), np.float32)
+    feats = np.stack([np.asarray(c, dtype=np.float32) for c in cols], axis=1)
+    if word_encoders:
+        rows = np.flatnonzero(screen(feats, feature_names(encoders, has_metric(fwd_enc, encoders)))) \
+            if screen is not None else np.arange(n)
+        src_words, tgt_words = [content_words(t) for t in src.texts], [content_words(t) for t in tgt.texts]
+        pairs = [(src_words[i], tgt_words[j]) for i, j in zip(cands.src[rows].tolist(), cands.tgt[rows].tolist())]
+        src_idf, tgt_idf = idf_weights(src_words), idf_weights(tgt_words)
+        for k, e in enumerate(word_encoders):
+            at = aligned_at + k * len(ALIGNMENT_FEATURES)
+            feats[rows, at:at + len(ALIGNMENT_FEATURES)] = word_alignment(pairs, src_idf, tgt_idf, encode_words(e))
+    return feats
 
 
 def has_metric(views: np.ndarray, encoders: tuple[str, ...]) -> bool:
@@ -207,7 +226,9 @@ def _nanmean(values: np.ndarray) -> np.ndarray:
 class LogisticScorer:
     """p(translation | features) = sigmoid(coef . standardised features + intercept).
 
-    `metric` holds, per encoder, the dimension weights w of the feature metric:<encoder> = sum_i w_i u_i v_i."""
+    `metric` holds, per encoder, the dimension weights w of the feature metric:<encoder> = sum_i w_i u_i v_i.
+    With a `prefilter` (a scorer on a subset of the features), rows it scores below `prefilter_cut` score 0 and
+    need none of the features only this scorer reads."""
 
     features: list[str]
     mean: np.ndarray
@@ -215,28 +236,43 @@ class LogisticScorer:
     coef: np.ndarray
     intercept: float
     metric: dict[str, np.ndarray] = field(default_factory=dict)
+    prefilter: LogisticScorer | None = None
+    prefilter_cut: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> LogisticScorer:
         metric = {e: np.asarray(w, np.float32) for e, w in d.get("metric", {}).items()}
+        pre = d.get("prefilter")
         return cls(list(d["features"]), np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["coef"]),
-                   float(d["intercept"]), metric)
+                   float(d["intercept"]), metric, cls.from_dict(pre["model"]) if pre else None,
+                   float(pre["cut"]) if pre else 0.0)
 
     def to_dict(self) -> dict:
         d = {"features": self.features, "mean": _round(self.mean), "scale": _round(self.scale),
              "coef": _round(self.coef), "intercept": round(float(self.intercept), 6)}
         if self.metric:
             d["metric"] = {e: [float(f"{v:.5g}") for v in w] for e, w in self.metric.items()}
+        if self.prefilter is not None:
+            d["prefilter"] = {"model": self.prefilter.to_dict(), "cut": round(self.prefilter_cut, 6)}
         return d
+
+    def screen(self, X: np.ndarray, names: list[str]) -> np.ndarray:
+        """Rows the full scorer must see: those the prefilter does not rule out (all rows without one)."""
+        if self.prefilter is None:
+            return np.ones(len(X), dtype=bool)
+        return self.prefilter.predict(X, names) >= self.prefilter_cut
 
     def metric_for(self, encoders: tuple[str, ...]) -> list[np.ndarray] | None:
         """Dimension weights in encoder order, or None when the scorer reads no weighted dot product."""
         return [self.metric[e] for e in encoders] if self.metric else None
 
     def predict(self, X: np.ndarray, names: list[str]) -> np.ndarray:
+        rows = self.screen(X, names)
         cols = [names.index(f) for f in self.features]
-        z = (X[:, cols] - self.mean) / self.scale @ self.coef + self.intercept
-        return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
+        z = (X[np.ix_(rows, cols)] - self.mean) / self.scale @ self.coef + self.intercept
+        out = np.zeros(len(X), np.float32)
+        out[rows] = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        return out
 
 
 def _round(a: np.ndarray) -> list[float]:
@@ -282,6 +318,18 @@ def fit_scorer(X: np.ndarray, y: np.ndarray, features: list[str], products: dict
     return LogisticScorer(features + metric_names(tuple(encoders)), np.append(model.mean[:n], np.zeros(k)),
                           np.append(model.scale[:n], np.ones(k)), np.append(model.coef[:n], np.ones(k)), intercept,
                           metric)
+
+
+def with_prefilter(scorer: LogisticScorer, X: np.ndarray, y: np.ndarray, names: list[str], skipped: list[str],
+                   floor: float = PREFILTER_FLOOR) -> LogisticScorer:
+    """`scorer` with a prefilter: a logistic regression on every feature in `names` but `skipped`, cut at the
+    lowest prefilter score of any row of X that `scorer` gives at least `floor`."""
+    subset = [n for n in names if n not in skipped]
+    prefilter = fit_logistic(X[:, [names.index(n) for n in subset]], y, subset)
+    prefilter = LogisticScorer.from_dict(prefilter.to_dict())  # the rounded model, as the stage will load it
+    above = scorer.predict(X, names) >= floor
+    cut = float(prefilter.predict(X, names)[above].min()) if above.any() else 0.0
+    return replace(scorer, prefilter=prefilter, prefilter_cut=math.floor(cut * 1e6) / 1e6)
 
 
 @dataclass
