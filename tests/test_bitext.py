@@ -12,7 +12,8 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.bitext import BITEXT_SCHEMA
-from transforms.bitext import MineBitext, lid_ok, mine_embeddings, plan_pairs, sentence_lid, side_info
+from transforms.bitext import (MineBitext, cell_groups, lid_ok, mine_embeddings, plan_pairs, sentence_lid,
+                              side_info)
 from transforms.bitext_encoders import get_encoder
 from transforms.bitext_scoring import feature_names
 from transforms.config import BitextConfig
@@ -37,6 +38,16 @@ ENG = [
     "I read three books during the holidays.",
     "The train to Paris leaves at 8 o'clock.",
     "She plays the piano every evening.",
+]
+DEU = [
+    "Die Katze schläft seit heute Morgen auf dem Sofa.",
+    "Wir gehen morgen an den Strand, wenn das Wetter es erlaubt.",
+    "Mein Bruder arbeitet in einer Bank in Lyon.",
+    "Warum hast du vergessen, Brot zu kaufen?",
+    "Dieser Berg ist 4000 Meter hoch.",
+    "Ich habe in den Ferien drei Bücher gelesen.",
+    "Der Zug nach Paris fährt um 8 Uhr ab.",
+    "Sie spielt jeden Abend Klavier.",
 ]
 ENG_DISTRACTORS = [
     "The stock market fell sharply on Tuesday.",
@@ -158,6 +169,28 @@ def test_sharded_grid_matches_single_process_mining(calibration_file):
         expected = [(int(i), int(j), round(float(m), 4)) for i, j, m in zip(ref.src, ref.tgt, ref.margin)]
         assert len(expected) >= 7
         assert_that(got, equal_to(expected))
+
+
+def test_pairs_sharing_english_share_its_vectors_and_mine_as_if_alone(calibration_file):
+    """fra-eng and deu-eng fall into one cell group (English sent once, not once per pair); each pair's mined
+    pairs are those of its own in-memory search."""
+    config = BitextConfig(encoders=["usem3"], scorer="margin", calibration=calibration_file, shard_size=20,
+                          mode="union", threshold=1.0)
+    eng = ENG + ENG_DISTRACTORS
+    plans = plan_pairs({"fra_Latn": "fra", "deu_Latn": "deu", "eng_Latn": "eng"}, config)
+    groups = cell_groups(plans, {"fra_Latn": 8, "deu_Latn": 8, "eng_Latn": len(eng)}, config.shard_size)
+    assert len(set(groups.values())) == 1 and len(groups) == 2
+    out = run_stage([doc("fr", FRA, "fra"), doc("de", DEU, "deu"), doc("en", eng, "eng")], config)
+    enc = get_encoder("usem3")
+    cal = json.loads(open(calibration_file).read())
+    tgt = side_info(eng, [("eng", 0.9, 0.9)] * len(eng), "eng", config)
+    for lang, texts in (("fra", FRA), ("deu", DEU)):
+        got = sorted((r["src_sent_idx"], r["tgt_sent_idx"], round(r["margin"], 4)) for r in out["bitext"]
+                     if r["src_lang"] == lang)
+        src = side_info(texts, [(lang, 0.9, 0.9)] * len(texts), lang, config)
+        ref = mine_embeddings([enc.encode(texts)], [enc.encode(eng)], src, tgt, ("usem3",), config, cal)
+        assert len(got) >= 7
+        assert got == sorted((int(i), int(j), round(float(m), 4)) for i, j, m in zip(ref.src, ref.tgt, ref.margin))
 
 
 def test_learned_weighted_dot_product_reaches_the_scores_through_the_sharded_grid(tmp_path):

@@ -8,7 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
-from transforms.bitext import PairPlan, combine, encoder_cosines, knn_both, plan_pairs, score_candidates, side_info
+from transforms.bitext import (PairPlan, cell_groups, combine, encoder_cosines, knn_both, plan_pairs,
+                              score_candidates, side_info)
 from transforms.bitext_encoders import (
     encoder_languages,
     normalize_rows,
@@ -418,6 +419,21 @@ def test_pivot_planning_picks_encoders_by_coverage():
     assert [p.encoders for p in single] == [("usem3",), ("e5-small",)]
     default = {p.name: p.encoders for p in plan_pairs(parts, BitextConfig())}  # USE-m only: xho is not covered
     assert default == {"fra_Latn-eng_Latn": ("usem3",)}
+
+
+def test_cell_groups_pack_source_shards_that_share_a_target_and_encoders():
+    parts = {"fra_Latn": "fra", "deu_Latn": "deu", "xho_Latn": "xho", "eng_Latn": "eng"}
+    plans = plan_pairs(parts, BitextConfig(encoders=["usem3", "e5-small"]))
+    counts = {"fra_Latn": 250, "deu_Latn": 240, "xho_Latn": 90, "eng_Latn": 1000}
+    groups = cell_groups(plans, counts, shard_size=150)
+    # deu: 2 shards of 120, fra: 2 of 125, xho: 1 of 90; filled in name order up to 150 sentences a group.
+    # xho is covered by e5-small only, so its pair is in another encoder set and never shares a group.
+    both = "eng_Latn|usem3+e5-small"
+    assert groups == {("deu_Latn-eng_Latn", 0): f"{both}|0", ("deu_Latn-eng_Latn", 1): f"{both}|1",
+                      ("fra_Latn-eng_Latn", 0): f"{both}|2", ("fra_Latn-eng_Latn", 1): f"{both}|3",
+                      ("xho_Latn-eng_Latn", 0): "eng_Latn|e5-small|0"}
+    wide = cell_groups(plans, counts, shard_size=1000)  # deu 240 + fra 250 fit in one group
+    assert wide[("deu_Latn-eng_Latn", 0)] == wide[("fra_Latn-eng_Latn", 0)] == f"{both}|0"
 
 
 def test_all_pairs_planning():

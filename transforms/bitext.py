@@ -93,6 +93,28 @@ def plan_pairs(partitions: dict[str, str], config: BitextConfig) -> list[PairPla
     return plans
 
 
+def cell_groups(plans: list[PairPlan], counts: dict[str, int], shard_size: int) -> dict[tuple[str, int], str]:
+    """Which kNN cell group each source shard (plan name, shard) joins.
+
+    Pairs that share a target partition and an encoder set (every language against English, in pivot mode) share
+    that target's vectors: each group holds source shards of up to `shard_size` sentences in all, and each target
+    sentence is sent once per group instead of once per pair and source shard."""
+    units: dict[tuple[str, tuple[str, ...]], list[tuple[str, int, int]]] = {}
+    for plan in sorted(plans, key=lambda p: p.name):
+        n = math.ceil(counts[plan.src] / shard_size)
+        units.setdefault((plan.tgt, plan.encoders), []).extend(
+            (plan.name, a, math.ceil(counts[plan.src] / n)) for a in range(n))
+    out = {}
+    for (tgt, encoders), members in sorted(units.items()):
+        group, filled = 0, 0
+        for name, a, size in members:
+            if filled and filled + size > shard_size:
+                group, filled = group + 1, 0
+            filled += size
+            out[(name, a)] = f"{tgt}|{encoder_set_name(encoders)}|{group}"
+    return out
+
+
 def combination_weights(encoders: tuple[str, ...], calibration: dict) -> np.ndarray:
     table = calibration.get("combination_weights", {})
     w = np.array([float(table.get(e, 1.0)) for e in encoders])
@@ -392,12 +414,14 @@ class _EmbedFn(beam.DoFn):
             emb = get_encoder(encoder, self.config.device, self.config.encoder_threads).encode(
                 [todo[i][0]["text"] for i in rows])
             vectors[encoder] = dict(zip(rows, emb))
+        groups = cell_groups(plans, counts, self.config.shard_size)
         for i, (sent, routes) in enumerate(todo):
             self.counters.inc("sentences_embedded")
             yield _stat(sent["partition"], "sentences_embedded")
             key = sentence_key(sent["doc_id"], sent["idx"])
             meta = (key, sent["doc_id"], sent["idx"], sent["text"], sent["lid_lang"], sent["lid_score"],
                     sent["lid_expected"])
+            as_target: dict[str, np.ndarray] = {}  # group -> vector: a target sentence goes once to each group
             for plan, side in routes:
                 weights = combination_weights(plan.encoders, self.calibration)
                 vec = combine([vectors[e][i][None, :] for e in plan.encoders], weights)[0]
@@ -405,16 +429,19 @@ class _EmbedFn(beam.DoFn):
                 n_tgt = math.ceil(counts[plan.tgt] / self.config.shard_size)
                 if side == "src":
                     a = _shard_of(key, n_src)
-                    cells = [(a, b) for b in range(n_tgt)]
+                    for b in range(n_tgt):
+                        yield (groups[(plan.name, a)], b), ("src", meta, vec, (plan, a))
                 else:
-                    b = _shard_of(key, n_tgt)
-                    cells = [(a, b) for a in range(n_src)]
-                for a, b in cells:
-                    yield (plan.name, a, b), (side, meta, vec, plan)
+                    for a in range(n_src):
+                        as_target.setdefault(groups[(plan.name, a)], vec)
+            if as_target:
+                b = _shard_of(key, math.ceil(counts[sent["partition"]] / self.config.shard_size))
+                for group, vec in sorted(as_target.items(), key=lambda g: g[0]):
+                    yield (group, b), ("tgt", meta, vec, None)
 
 
 class _KnnCellFn(beam.DoFn):
-    """One grid cell: source shard a against target shard b, both directions."""
+    """One grid cell: target shard b of a cell group against each source shard of the group, both directions."""
 
     def __init__(self, config: BitextConfig):
         self.config = config
@@ -424,13 +451,21 @@ class _KnnCellFn(beam.DoFn):
         self.metrics: dict[tuple, list[np.ndarray] | None] = {}  # per plan: parsed once, not per cell
 
     def process(self, item):
-        (pair, a, b), records = item
-        records = sorted(records, key=lambda r: (r[0], r[1][0]))
-        src = [r for r in records if r[0] == "src"]
-        tgt = [r for r in records if r[0] == "tgt"]
-        if not src or not tgt:
+        _, records = item
+        tgt = sorted((r for r in records if r[0] == "tgt"), key=lambda r: r[1][0])
+        units: dict[tuple[str, int], list] = {}
+        for r in records:
+            if r[0] == "src":
+                units.setdefault((r[3][0].name, r[3][1]), []).append(r)
+        if not tgt:
             return
-        plan = src[0][3]
+        for unit in sorted(units):
+            src = sorted(units[unit], key=lambda r: r[1][0])
+            yield from self._cell(src[0][3][0], src, tgt)
+
+    def _cell(self, plan: PairPlan, src: list, tgt: list):
+        """Source shard against target shard of one pair, both directions: partial kNN lists per query."""
+        pair = plan.name
         weights = combination_weights(plan.encoders, self.calibration)
         dims = [get_dim(e, self.config) for e in plan.encoders]
         key = (plan.encoders, plan.src_lang, plan.tgt_lang)
