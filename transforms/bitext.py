@@ -554,7 +554,7 @@ class _ScorePairFn(beam.DoFn):
 
 
 class Embed(beam.PTransform):
-    """Sentences (with LID) -> kNN grid cells ((pair, src_shard, tgt_shard), record); stats on `stats`."""
+    """Sentences (with LID) -> kNN grid cells ((cell group, target shard), record); stats on `stats`."""
 
     def __init__(self, config: BitextConfig):
         super().__init__()
