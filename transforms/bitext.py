@@ -93,6 +93,11 @@ def plan_pairs(partitions: dict[str, str], config: BitextConfig) -> list[PairPla
     return plans
 
 
+def n_shards(count: int, shard_size: int) -> int:
+    """kNN index shards of a partition of `count` sentences."""
+    return math.ceil(count / shard_size)
+
+
 def cell_groups(plans: list[PairPlan], counts: dict[str, int], shard_size: int) -> dict[tuple[str, int], str]:
     """Which kNN cell group each source shard (plan name, shard) joins.
 
@@ -101,7 +106,7 @@ def cell_groups(plans: list[PairPlan], counts: dict[str, int], shard_size: int) 
     sentence is sent once per group instead of once per pair and source shard."""
     units: dict[tuple[str, tuple[str, ...]], list[tuple[str, int, int]]] = {}
     for plan in sorted(plans, key=lambda p: p.name):
-        n = math.ceil(counts[plan.src] / shard_size)
+        n = n_shards(counts[plan.src], shard_size)
         units.setdefault((plan.tgt, plan.encoders), []).extend(
             (plan.name, a, math.ceil(counts[plan.src] / n)) for a in range(n))
     out = {}
@@ -415,29 +420,33 @@ class _EmbedFn(beam.DoFn):
                 [todo[i][0]["text"] for i in rows])
             vectors[encoder] = dict(zip(rows, emb))
         groups = cell_groups(plans, counts, self.config.shard_size)
+        shards = {part: n_shards(counts[part], self.config.shard_size)
+                  for plan in plans for part in (plan.src, plan.tgt)}
+        weights = {plan.encoders: combination_weights(plan.encoders, self.calibration) for plan in plans}
         for i, (sent, routes) in enumerate(todo):
             self.counters.inc("sentences_embedded")
             yield _stat(sent["partition"], "sentences_embedded")
             key = sentence_key(sent["doc_id"], sent["idx"])
             meta = (key, sent["doc_id"], sent["idx"], sent["text"], sent["lid_lang"], sent["lid_score"],
                     sent["lid_expected"])
+            combined: dict[tuple[str, ...], np.ndarray] = {}  # one vector per encoder set, whatever the pairs
             as_target: dict[str, np.ndarray] = {}  # group -> vector: a target sentence goes once to each group
             for plan, side in routes:
-                weights = combination_weights(plan.encoders, self.calibration)
-                vec = combine([vectors[e][i][None, :] for e in plan.encoders], weights)[0]
-                n_src = math.ceil(counts[plan.src] / self.config.shard_size)
-                n_tgt = math.ceil(counts[plan.tgt] / self.config.shard_size)
+                if plan.encoders not in combined:
+                    combined[plan.encoders] = combine([vectors[e][i][None, :] for e in plan.encoders],
+                                                      weights[plan.encoders])[0]
+                vec = combined[plan.encoders]
                 if side == "src":
-                    a = _shard_of(key, n_src)
-                    for b in range(n_tgt):
+                    a = _shard_of(key, shards[plan.src])
+                    for b in range(shards[plan.tgt]):
                         yield (groups[(plan.name, a)], b), ("src", meta, vec, (plan, a))
                 else:
-                    for a in range(n_src):
+                    for a in range(shards[plan.src]):
                         as_target.setdefault(groups[(plan.name, a)], vec)
             if as_target:
-                b = _shard_of(key, math.ceil(counts[sent["partition"]] / self.config.shard_size))
-                for group, vec in sorted(as_target.items(), key=lambda g: g[0]):
-                    yield (group, b), ("tgt", meta, vec, None)
+                b = _shard_of(key, shards[sent["partition"]])
+                for group in sorted(as_target):
+                    yield (group, b), ("tgt", meta, as_target[group], None)
 
 
 class _KnnCellFn(beam.DoFn):
@@ -453,12 +462,12 @@ class _KnnCellFn(beam.DoFn):
     def process(self, item):
         _, records = item
         tgt = sorted((r for r in records if r[0] == "tgt"), key=lambda r: r[1][0])
+        if not tgt:
+            return
         units: dict[tuple[str, int], list] = {}
         for r in records:
             if r[0] == "src":
                 units.setdefault((r[3][0].name, r[3][1]), []).append(r)
-        if not tgt:
-            return
         for unit in sorted(units):
             src = sorted(units[unit], key=lambda r: r[1][0])
             yield from self._cell(src[0][3][0], src, tgt)
