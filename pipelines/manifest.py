@@ -10,6 +10,7 @@ import datetime
 import hashlib
 import json
 import platform
+import textwrap
 from collections import defaultdict
 from importlib import metadata
 
@@ -262,8 +263,9 @@ def summary(manifest: dict) -> str:
         for metrics in keys.values():
             for metric, value in metrics.items():
                 totals[metric] += value
-        shown = ", ".join(f"{m} {v:,}" for m, v in sorted(totals.items())[:8])
-        lines.append(f"  {stage}: {shown}")
+        shown = ", ".join(f"{m}\xa0{v:,}" for m, v in sorted(totals.items()))  # a line never splits a metric
+        lines.append(textwrap.fill(f"{stage}: {shown}", width=116, initial_indent="  ", subsequent_indent="    ",
+                                   break_on_hyphens=False).replace("\xa0", " "))
     if manifest.get("busy_s"):
         order = ["ingest", *manifest["stages"], "write", "accounting"]
         busy = sorted(manifest["busy_s"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99)

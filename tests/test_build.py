@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, error_lines, multilingual_records, write_jsonl
+from transforms import accounting
 
 pytestmark = pytest.mark.slow
 
@@ -89,6 +90,19 @@ def test_multi_threading_mode_is_warned_about(corpus, tmp_path, run_build, caplo
     with caplog.at_level(logging.WARNING, logger="babelbeam"):
         run_build([*argv[:-1], "--output", str(tmp_path / "default")])
     assert not any("multi_threading crashed" in r.getMessage() for r in caplog.records)
+
+
+def test_progress_logs_count_and_rate_at_most_every_interval(monkeypatch, caplog):
+    clock = iter([0.0, 1.0, 6.0, 7.0, 12.5])
+    monkeypatch.setattr(accounting.time, "monotonic", lambda: next(clock))
+    progress = accounting.Progress("bitext", "sentences embedded", every_s=5.0)
+    with caplog.at_level(logging.WARNING, logger="babelbeam"):
+        for n in (10, 20, 5, 15):
+            progress.add(n)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert messages[0].startswith("[bitext] worker") and messages[0].endswith(": 30 sentences embedded (5/s)")
+    assert messages[1].endswith(": 50 sentences embedded (4/s)")
 
 
 def test_byte_identical_documents_whatever_the_workers(tmp_path, run_build):

@@ -88,3 +88,22 @@ def test_report_renders_in_headless_chromium(tmp_path):
     colours = image.getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 50
     assert any(abs(r - 0x4C) < 8 and abs(g - 0x72) < 8 and abs(b - 0xB0) < 8 for _, (r, g, b) in colours)
+
+
+def test_run_summary_shows_every_stage_metric_whole():
+    """The summary printed at the end of a run lists every counter of every stage (the bitext line once showed
+    only the first eight, hiding how many sentences were embedded), and never splits a name from its value."""
+    from pipelines.manifest import summary
+
+    bitext = {f"metric_{i:02d}": 1000 + i for i in range(12)}
+    manifest = {"fingerprint": "f", "elapsed_s": 2.0, "stages": ["bitext"], "outputs": [], "busy_s": {"bitext": 1.5},
+                "accounting": {"input_records": 3, "kept": 3, "dropped": 0, "quarantined": 0, "closes": True,
+                               "stages": {}},
+                "stage_stats": {"bitext": {"fra_Latn-eng_Latn": bitext, "deu_Latn-eng_Latn": {"metric_00": 1}}}}
+    text = summary(manifest)
+    lines = [line for line in text.splitlines() if line.startswith(("  bitext:", "    metric_"))]
+    joined = " ".join(line.strip() for line in lines)
+    for name, value in bitext.items():
+        assert f"{name} {value + (name == 'metric_00'):,}" in joined
+    assert len(lines) > 1 and all(len(line) <= 116 for line in lines)
+    assert all(re.fullmatch(r"(bitext: )?(metric_\d\d [\d,]+)(, metric_\d\d [\d,]+)*,?", line.strip()) for line in lines)

@@ -81,24 +81,36 @@ def _write_json(items: list, path: str) -> str:
     return path
 
 
+class Progress:
+    """Counts what a worker has done and logs it, with the rate, at most every `every_s` seconds: a long step
+    (embedding, scoring) shows it is moving."""
+
+    def __init__(self, name: str, what: str, every_s: float = 5.0):
+        self.name, self.what, self.every_s = name, what, every_s
+        self.done = 0
+        self.started = self.last = time.monotonic()
+
+    def add(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+            log.warning("[%s] worker %d: %s %s (%.0f/s)", self.name, os.getpid(), f"{self.done:,}", self.what, rate)
+
+
 class _ProgressFn(beam.DoFn):
-    """Pass elements through; every few seconds log how many this worker has seen and how fast."""
+    """Pass elements through, logging how many this worker has seen."""
 
     def __init__(self, name: str, every_s: float):
         self.name = name
         self.every_s = every_s
 
     def setup(self):
-        self.seen = 0
-        self.started = self.last = time.monotonic()
+        self.progress = Progress(self.name, "documents", self.every_s)
 
     def process(self, element):
-        self.seen += 1
-        now = time.monotonic()
-        if now - self.last >= self.every_s:
-            self.last = now
-            rate = self.seen / max(now - self.started, 1e-9)
-            log.warning("[%s] worker %d: %s documents (%.0f/s)", self.name, os.getpid(), f"{self.seen:,}", rate)
+        self.progress.add()
         yield element
 
 

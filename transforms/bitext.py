@@ -19,6 +19,7 @@ import numpy as np
 import xxhash
 
 from schemas.bitext import BITEXT_SCHEMA
+from transforms.accounting import Progress
 from transforms.bitext_encoders import encoder_languages, get_encoder, macro_language, word_encoder
 from transforms.bitext_mining import (
     best_candidates,
@@ -394,6 +395,7 @@ class _EmbedFn(beam.DoFn):
     def setup(self):
         self.calibration = load_calibration(self.config.calibration)
         self.counters = Counters(STAGE)
+        self.progress = Progress(STAGE, "sentences embedded", every_s=10.0)
 
     def process(self, batch: list[dict], counts: dict, languages: dict):
         plans = plan_pairs(languages, self.config)
@@ -419,6 +421,7 @@ class _EmbedFn(beam.DoFn):
             emb = get_encoder(encoder, self.config.device, self.config.encoder_threads).encode(
                 [todo[i][0]["text"] for i in rows])
             vectors[encoder] = dict(zip(rows, emb))
+        self.progress.add(len(todo))
         groups = cell_groups(plans, counts, self.config.shard_size)
         shards = {part: n_shards(counts[part], self.config.shard_size)
                   for plan in plans for part in (plan.src, plan.tgt)}
@@ -516,6 +519,7 @@ class _ScorePairFn(beam.DoFn):
     def setup(self):
         self.calibration = load_calibration(self.config.calibration)
         self.counters = Counters(STAGE)
+        self.progress = Progress(STAGE, "candidate pairs scored", every_s=10.0)
 
     def process(self, item):
         pair, records = item
@@ -543,6 +547,7 @@ class _ScorePairFn(beam.DoFn):
                             infos["src"], infos["tgt"], plan.encoders, self.config, self.calibration)
         yield _stat(pair, "candidates", mined.candidates)
         self.counters.inc("candidates", mined.candidates)
+        self.progress.add(mined.candidates)
         for reason, n in mined.filtered.items():
             if n:
                 self.counters.inc(f"filtered_{reason}", n)
