@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from pipelines import manifest as run_manifest
 from pipelines import report as run_report
 from pipelines.options import SAMPLE_DIR, BuildOptions, parse_stages
-from pipelines.runners import runner_for
+from pipelines.runners import runner_for, threads_per_bundle
 from schemas.documents import DOCUMENT_SCHEMA, QUARANTINE_SCHEMA, REJECTED_SCHEMA
 from transforms import fs
 from transforms.accounting import LogProgress, WriteJson, count_events, document_profile, value_histogram
@@ -203,6 +203,10 @@ def run(argv: list[str] | None = None) -> int:
     files, items = plan.files, plan_reads(plan.files, config.ingest)
 
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    if config.bitext.encoder_threads is None:  # resolved after the fingerprint: the thread count changes no output
+        direct = options.view_as(DirectOptions)
+        config.bitext.encoder_threads = threads_per_bundle(runner, direct.direct_running_mode,
+                                                           direct.direct_num_workers)
     log.warning("babelbeam: %d input file(s), %d work item(s), stages %s, runner %s -> %s",
                 len(files), len(items), ",".join(stages), runner, output_dir)
     if options.view_as(DirectOptions).direct_running_mode == "multi_threading":

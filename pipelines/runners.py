@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
 
 _KEYS_PER_CHUNK = 4096
@@ -219,6 +220,20 @@ def stream_direct_runner_inputs() -> None:
     partition.streams_chunks = True
     execution.GroupingBuffer.partition = partition
     fn_runner.BundleManager._send_input_to_worker = send_input_to_worker
+
+
+def threads_per_bundle(runner: str | None, running_mode: str, num_workers: int) -> int:
+    """Threads a DoFn may use without oversubscribing the machine. The DirectRunner's default in_memory mode runs
+    one bundle at a time in this process, so an encoder may take every usable core; with more workers, or in
+    its other modes, `num_workers` bundles run side by side and share the cores. Other runners' workers already
+    run one bundle per core, so 1."""
+    if runner not in (None, "DirectRunner"):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = num_workers if num_workers > 0 else cores  # Beam's 0: one worker per core
+    if running_mode == "in_memory" and workers == 1:
+        return cores
+    return max(1, cores // workers)
 
 
 def runner_for(name: str | None):

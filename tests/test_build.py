@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -122,6 +123,10 @@ def test_byte_identical_documents_whatever_the_workers(tmp_path, run_build):
         assert a and a == b, folder
     assert one.manifest["accounting"] == two.manifest["accounting"]
     assert any(len(list(p.glob("*.parquet"))) > 1 for p in (one.output / "documents").iterdir())  # several shards
+    # the encoders' thread count, left to the runner, is resolved for it and recorded
+    cores = len(os.sched_getaffinity(0))
+    threads = [run.manifest["config"]["bitext"]["encoder_threads"] for run in (one, two)]
+    assert threads == [cores, max(1, cores // 2)]
 
 
 # --- user mistakes -----------------------------------------------------------------------------------

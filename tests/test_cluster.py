@@ -21,7 +21,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines.build import run
 from pipelines.options import SAMPLE_DIR
-from pipelines.runners import runner_for
+from pipelines.runners import runner_for, threads_per_bundle
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -111,6 +111,15 @@ def test_dask_side_inputs_are_computed_once_and_seen_by_every_partition(dask_clu
          | "Max" >> beam.CombineGlobally(max) | "WriteMax" >> beam.Map(_write(tmp_path / "max")))
     assert json.loads((tmp_path / "max").read_text()) == 399 + 45 + 10
     assert sorted(int(name.split("-")[0]) for name in os.listdir(marks)) == list(range(10))
+
+
+def test_encoders_take_every_core_only_when_one_bundle_runs_at_a_time(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert threads_per_bundle(None, "in_memory", 1) == threads_per_bundle("DirectRunner", "in_memory", 1) == 8
+    assert threads_per_bundle("DirectRunner", "multi_processing", 2) == 4
+    assert threads_per_bundle("DirectRunner", "multi_processing", 0) == 1  # 0: one worker per core
+    assert threads_per_bundle("DirectRunner", "multi_threading", 3) == 2
+    assert threads_per_bundle("DaskRunner", "in_memory", 1) == threads_per_bundle("DataflowRunner", "in_memory", 1) == 1
 
 
 @pytest.mark.slow

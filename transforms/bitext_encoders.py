@@ -248,9 +248,15 @@ _cache: dict[tuple, Encoder] = {}
 _lock = threading.Lock()
 
 
-def get_encoder(spec: str, device: str = "cpu", threads: int = 1) -> Encoder:
+def _key(spec: str, device: str, threads: int | None) -> tuple:
+    """Cache key of an encoder instance; threads None (not resolved by a runner) means one thread."""
+    return validate_spec(spec), device, threads or 1
+
+
+def get_encoder(spec: str, device: str = "cpu", threads: int | None = 1) -> Encoder:
     """The process-wide instance of an encoder, loaded on first use."""
-    key = (validate_spec(spec), device, threads)
+    key = _key(spec, device, threads)
+    threads = key[2]
     with _lock:
         encoder = _cache.get(key)
         if encoder is None:
@@ -270,10 +276,10 @@ _word_tables: dict[tuple, dict[str, np.ndarray]] = {}
 MAX_CACHED_WORDS = 100_000
 
 
-def word_encoder(spec: str, device: str = "cpu", threads: int = 1) -> Callable[[list[str]], np.ndarray]:
+def word_encoder(spec: str, device: str = "cpu", threads: int | None = 1) -> Callable[[list[str]], np.ndarray]:
     """Embeds single words, each distinct word once per process (up to MAX_CACHED_WORDS, then the table starts
     over): the word-alignment features see the same English words in every language pair."""
-    key = (validate_spec(spec), device, threads)
+    key = _key(spec, device, threads)
 
     def encode(words: list[str]) -> np.ndarray:
         encoder = get_encoder(spec, device, threads)
@@ -293,8 +299,9 @@ def word_encoder(spec: str, device: str = "cpu", threads: int = 1) -> Callable[[
     return encode
 
 
-def register_encoder(spec: str, encoder: Encoder, device: str = "cpu", threads: int = 1) -> None:
+def register_encoder(spec: str, encoder: Encoder, device: str = "cpu", threads: int | None = 1) -> None:
     """Install an encoder instance (e.g. one answering from precomputed embeddings) for this process."""
+    key = _key(spec, device, threads)
     with _lock:
-        _cache[(validate_spec(spec), device, threads)] = encoder
-        _word_tables.pop((spec, device, threads), None)
+        _cache[key] = encoder
+        _word_tables.pop(key, None)

@@ -206,7 +206,9 @@ class BitextConfig(_Strict):
         default_factory=dict, description="ISO 639-3 languages an 'st:' or 'laser:' encoder covers (required for those)"
     )
     device: str = Field("cpu", description="torch device of 'st:' and 'laser:' encoders, e.g. cuda")
-    encoder_threads: int = Field(1, gt=0)
+    encoder_threads: int | None = Field(
+        None, gt=0, description="threads per encoder; None: every usable core when the runner runs one bundle at a "
+        "time in this process (the DirectRunner's default in_memory mode), else 1 (workers run bundles side by side)")
     batch_size: int = Field(64, gt=0, description="sentences per encoder call")
     pivot: str | None = Field("eng", description="None: mine every pair of languages")
     k: int = Field(4, gt=0)
