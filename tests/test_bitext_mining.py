@@ -417,8 +417,9 @@ def test_pivot_planning_picks_encoders_by_coverage():
     assert plans == {"fra_Latn-eng_Latn": ("usem3", "e5-small"), "xho_Latn-eng_Latn": ("e5-small",)}
     single = plan_pairs(parts, BitextConfig(encoders=both, combine_encoders=False))
     assert [p.encoders for p in single] == [("usem3",), ("e5-small",)]
-    default = {p.name: p.encoders for p in plan_pairs(parts, BitextConfig())}  # USE-m only: xho is not covered
-    assert default == {"fra_Latn-eng_Latn": ("usem3",)}
+    assert {p.name: p.encoders for p in plan_pairs(parts, BitextConfig())} == plans  # the shipped default
+    usem = {p.name: p.encoders for p in plan_pairs(parts, BitextConfig(encoders=["usem3"]))}
+    assert usem == {"fra_Latn-eng_Latn": ("usem3",)}  # USE-m alone does not cover xho
 
 
 def test_cell_groups_pack_source_shards_that_share_a_target_and_encoders():
