@@ -35,8 +35,9 @@ class UserError(Exception):
     """A mistake in how the pipeline was called: reported in one line, exit status 2."""
 
 
-# Distributions shown in report.html: table -> (field, bin width, field to count rows by)
-REPORT_HISTOGRAMS = {"bitext": ("margin", 0.01, "pair"), "codeswitch": ("cmi", 5.0, "pair")}
+# Distributions shown in report.html: table -> (field, bin width, field to count rows by, one histogram per value
+# of this field): margins of different encoder sets live on different scales
+REPORT_HISTOGRAMS = {"bitext": ("margin", 0.01, "pair", "encoder"), "codeswitch": ("cmi", 5.0, "pair", None)}
 
 
 def stage_transform(name: str, config: BuildConfig, opts: BuildOptions, output_dir: str) -> beam.PTransform:
@@ -122,8 +123,8 @@ def build(pipeline: beam.Pipeline, items, stages: list[str], config: BuildConfig
                  | "SumProfile" >> beam.CombinePerKey(sum))
     for table_name, rows, spec in tables:
         if table_name in REPORT_HISTOGRAMS:
-            field, width, group = REPORT_HISTOGRAMS[table_name]
-            stats.append(rows | f"Profile_{table_name}" >> beam.FlatMap(value_histogram(field, width, group))
+            field, width, group, split = REPORT_HISTOGRAMS[table_name]
+            stats.append(rows | f"Profile_{table_name}" >> beam.FlatMap(value_histogram(field, width, group, split))
                          | f"SumProfile_{table_name}" >> beam.CombinePerKey(sum))
         written.append(rows | f"Write_{table_name}" >> WriteParquetShards(
             output_dir, spec.folder, spec.schema, out, partition_field=spec.partition_field,

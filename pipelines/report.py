@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from transforms import fs  # noqa: E402
 
+MAX_BARS = 60  # language pairs drawn in the bitext figure, largest first
 FIGURES = ("documents_per_language", "drops_per_stage", "dup_cluster_sizes", "bitext", "codeswitch_cmi", "mixture")
 
 
@@ -92,18 +93,27 @@ def _histogram(profile: dict, key: str, name: str, title: str, xlabel: str, why:
 
 
 def _bitext(profile: dict) -> str:
-    title = "Mined bitext: pairs per language pair and margin scores"
+    title = "Mined bitext: pairs per language pair and margin scores per encoder set"
     pairs = {p: m["margin:rows"] for p, m in profile.items() if isinstance(m, dict) and "margin:rows" in m}
-    hist = profile.get("hist:margin") or {}
+    hists = {k[len("hist:margin:"):] or "all": v for k, v in sorted(profile.items())
+             if (k == "hist:margin" or k.startswith("hist:margin:")) and v}
     if not pairs:
         return _missing("bitext", title, "no pair was mined (or the bitext stage did not run)")
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.5))
-    top = sorted(pairs.items(), key=lambda kv: -kv[1])[:25]
+    top = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_BARS]
+    if len(pairs) > len(top):
+        title += f" ({len(top)} largest of {len(pairs)} pairs shown)"
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, max(3.5, 0.2 * len(top) + 1)))
     ax1.barh([p for p, _ in top][::-1], [n for _, n in top][::-1], color="#c44e52")
     ax1.set_xlabel("pairs")
-    points = sorted((float(b), n) for b, n in hist.items())
-    ax2.bar([p[0] for p in points], [p[1] for p in points], width=0.009, color="#c44e52")
+    ax1.tick_params(axis="y", labelsize=8)
+    cmap = plt.get_cmap("tab10")
+    for i, (encoders, hist) in enumerate(hists.items()):
+        points = sorted((float(b), n) for b, n in hist.items())
+        ax2.step([p[0] for p in points], [p[1] for p in points], where="mid", color=cmap(i % 10),
+                 label=f"{encoders} ({sum(hist.values()):,} pairs)")
     ax2.set_xlabel("margin score")
+    ax2.set_ylabel("pairs")
+    ax2.legend(fontsize=8)
     return _figure("bitext", title, fig)
 
 

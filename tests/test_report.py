@@ -31,7 +31,8 @@ def _manifest() -> dict:
             "fra_Latn": {"documents": 40, "words": 9000, "margin:rows": 12},
             "deu_Latn": {"documents": 30, "words": 7000, "margin:rows": 9, "cmi:rows": 20},
             "dup_cluster_size": {"2": 5, "3": 2, "10": 1},
-            "hist:margin": {"1.05": 3, "1.1": 8, "1.2": 10},
+            "hist:margin:usem3+e5-small": {"1.05": 3, "1.1": 8, "1.2": 10},
+            "hist:margin:e5-small": {"1.01": 4, "1.02": 6},
             "hist:cmi": {"10": 4, "20": 9, "30": 7},
         },
     }
@@ -58,6 +59,25 @@ def test_report_is_self_contained_and_holds_every_figure(tmp_path):
     assert not re.search(r'(src|href)="(?!data:)', html)
     assert "<script" not in html and "<link" not in html
     assert 'class="missing"' not in html
+
+
+def test_bitext_figure_draws_the_largest_pairs_when_there_are_many(tmp_path):
+    manifest = _manifest()
+    manifest["profile"].update({f"x{i:02d}_Latn-eng_Latn": {"margin:rows": i + 1} for i in range(report.MAX_BARS + 10)})
+    html = open(report.write(manifest, str(tmp_path)), encoding="utf-8").read()
+    assert f"({report.MAX_BARS} largest of {report.MAX_BARS + 12} pairs shown)" in html
+    few = open(report.write(_manifest(), str(tmp_path / "few")), encoding="utf-8").read()
+    assert f"({report.MAX_BARS} largest" not in few
+
+
+def test_margin_histograms_keep_encoder_sets_apart():
+    """Margins of different encoder sets live on different scales (e5-small's near 1.03, USE-m's near 1.2)."""
+    from transforms.accounting import value_histogram
+
+    profile = value_histogram("margin", 0.01, "pair", "encoder")
+    assert list(profile({"margin": 1.234, "pair": "fra-eng", "encoder": "e5-small"})) == [
+        (("report", "hist:margin:e5-small", "1.23"), 1), (("report", "fra-eng", "margin:rows"), 1)]
+    assert list(value_histogram("cmi", 5.0)({"cmi": 12.0})) == [(("report", "hist:cmi", "10"), 1)]
 
 
 def test_report_says_which_figures_have_no_data(tmp_path):

@@ -51,14 +51,16 @@ def document_profile(doc: dict):
         yield ("report", "dup_cluster_size", str(doc["dup_cluster_size"])), 1
 
 
-def value_histogram(field: str, width: float, group_field: str | None = None):
-    """A FlatMap function binning `row[field]` by `width`: ((\"report\", name, bin), 1)."""
+def value_histogram(field: str, width: float, group_field: str | None = None, split_field: str | None = None):
+    """A FlatMap function binning `row[field]` by `width`: ((\"report\", name, bin), 1). With `split_field`, one
+    histogram per value of it (`hist:margin:e5-small`): values on different scales are not pooled."""
 
     def profile(row: dict):
         value = row.get(field)
         if value is None:
             return
-        yield ("report", f"hist:{field}", f"{round(value / width) * width:.4g}"), 1
+        name = f"hist:{field}" + (f":{row.get(split_field) or '_all'}" if split_field else "")
+        yield ("report", name, f"{round(value / width) * width:.4g}"), 1
         if group_field:
             yield ("report", row.get(group_field) or "_all", f"{field}:rows"), 1
 
