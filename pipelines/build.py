@@ -204,13 +204,13 @@ def run(argv: list[str] | None = None) -> int:
     files, items = plan.files, plan_reads(plan.files, config.ingest)
 
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    direct = options.view_as(DirectOptions)
     if config.bitext.encoder_threads is None:  # resolved after the fingerprint: the thread count changes no output
-        direct = options.view_as(DirectOptions)
         config.bitext.encoder_threads = threads_per_bundle(runner, direct.direct_running_mode,
                                                            direct.direct_num_workers)
     log.warning("babelbeam: %d input file(s), %d work item(s), stages %s, runner %s -> %s",
                 len(files), len(items), ",".join(stages), runner, output_dir)
-    if options.view_as(DirectOptions).direct_running_mode == "multi_threading":
+    if direct.direct_running_mode == "multi_threading":
         log.warning("babelbeam: warning: --direct_running_mode=multi_threading crashed or ran out of memory on "
                     "50k-200k documents here (tools/bench/RESULTS_dedup.md); prefer in_memory or multi_processing")
     started = time.time()

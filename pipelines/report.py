@@ -95,8 +95,7 @@ def _histogram(profile: dict, key: str, name: str, title: str, xlabel: str, why:
 def _bitext(profile: dict) -> str:
     title = "Mined bitext: pairs per language pair and margin scores per encoder set"
     pairs = {p: m["margin:rows"] for p, m in profile.items() if isinstance(m, dict) and "margin:rows" in m}
-    hists = {k[len("hist:margin:"):] or "all": v for k, v in sorted(profile.items())
-             if (k == "hist:margin" or k.startswith("hist:margin:")) and v}
+    hists = {k[len("hist:margin:"):]: v for k, v in sorted(profile.items()) if k.startswith("hist:margin:") and v}
     if not pairs:
         return _missing("bitext", title, "no pair was mined (or the bitext stage did not run)")
     top = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_BARS]

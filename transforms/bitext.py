@@ -460,7 +460,7 @@ class _KnnCellFn(beam.DoFn):
 
     def setup(self):
         self.calibration = load_calibration(self.config.calibration)
-        self.metrics: dict[tuple, list[np.ndarray] | None] = {}  # per plan: parsed once, not per cell
+        self.tables: dict[tuple, tuple] = {}  # per plan: combination weights, dimensions, metric; not per cell
 
     def process(self, item):
         _, records = item
@@ -471,21 +471,20 @@ class _KnnCellFn(beam.DoFn):
         for r in records:
             if r[0] == "src":
                 units.setdefault((r[3][0].name, r[3][1]), []).append(r)
+        y = np.stack([r[2] for r in tgt])  # the group's pairs share one encoder set, so one target matrix
         for unit in sorted(units):
             src = sorted(units[unit], key=lambda r: r[1][0])
-            yield from self._cell(src[0][3][0], src, tgt)
+            yield from self._cell(src[0][3][0], src, tgt, y)
 
-    def _cell(self, plan: PairPlan, src: list, tgt: list):
+    def _cell(self, plan: PairPlan, src: list, tgt: list, y: np.ndarray):
         """Source shard against target shard of one pair, both directions: partial kNN lists per query."""
-        pair = plan.name
-        weights = combination_weights(plan.encoders, self.calibration)
-        dims = [get_dim(e, self.config) for e in plan.encoders]
         key = (plan.encoders, plan.src_lang, plan.tgt_lang)
-        if key not in self.metrics:
-            self.metrics[key] = scorer_metric(*key, self.config, self.calibration)
-        metric = self.metrics[key]
+        if key not in self.tables:
+            self.tables[key] = (combination_weights(plan.encoders, self.calibration),
+                                [get_dim(e, self.config) for e in plan.encoders],
+                                scorer_metric(*key, self.config, self.calibration))
+        weights, dims, metric = self.tables[key]
         x = np.stack([r[2] for r in src])
-        y = np.stack([r[2] for r in tgt])
         for side, queries, db, q_recs, db_recs in (("src", x, y, src, tgt), ("tgt", y, x, tgt, src)):
             sims, ids = knn(queries, db, self.config.k, self.config.flat_max, self.config.nprobe,
                             index_spec=self.config.index, pq_min=self.config.pq_min)
@@ -493,7 +492,7 @@ class _KnnCellFn(beam.DoFn):
             db_keys = [r[1][0] for r in db_recs]
             for q in range(len(q_recs)):
                 neigh = [db_keys[j] if j >= 0 else None for j in ids[q].tolist()]
-                yield (pair, side, q_recs[q][1][0]), (q_recs[q][1], plan, sims[q], neigh, enc[q])
+                yield (plan.name, side, q_recs[q][1][0]), (q_recs[q][1], plan, sims[q], neigh, enc[q])
 
 
 def get_dim(encoder: str, config: BitextConfig) -> int:
